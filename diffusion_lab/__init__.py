@@ -1,0 +1,68 @@
+"""diffusion_lab: the small, tested package behind the Diffusion Lab book.
+
+Conventions that every module follows (see the book's notation page):
+discrete steps t = 1..T with arrays indexed so that ``alpha_bar[t]`` is ᾱ_t; models map
+``(x, t) -> tensor shaped like x``; losses return per-example values ``(B,)``; randomness is
+passed in through ``generator=`` or ``noise=``.
+"""
+
+from .broadcast import expand_like
+from .compute import cpu_or_gpu, device, on_gpu, seed_everything
+from .data2d import GaussianMixture, moons, swiss_roll
+from .ema import EMA
+from .forward import q_mean_std, q_posterior, q_sample, q_step_sample, randn_like
+from .image_data import digits_8x8
+from .losses import ddpm_loss
+from .metrics import energy_distance, energy_distance_floor, energy_ratio, identification_accuracy
+from .mlp import TimeMLP, sinusoidal_embedding
+from .parameterization import PARAMETERIZATIONS, EpsModel
+from .samplers import ddpm_sample
+from .schedules import (
+    SCHEDULES,
+    NoiseSchedule,
+    cosine_schedule,
+    from_betas,
+    linear_schedule,
+    make_schedule,
+    sigmoid_schedule,
+)
+from .training import TrainResult, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EMA",
+    "PARAMETERIZATIONS",
+    "SCHEDULES",
+    "EpsModel",
+    "GaussianMixture",
+    "NoiseSchedule",
+    "TimeMLP",
+    "TrainResult",
+    "cosine_schedule",
+    "cpu_or_gpu",
+    "ddpm_loss",
+    "ddpm_sample",
+    "device",
+    "digits_8x8",
+    "energy_distance",
+    "energy_distance_floor",
+    "energy_ratio",
+    "expand_like",
+    "identification_accuracy",
+    "from_betas",
+    "linear_schedule",
+    "make_schedule",
+    "moons",
+    "on_gpu",
+    "q_mean_std",
+    "q_posterior",
+    "q_sample",
+    "q_step_sample",
+    "randn_like",
+    "seed_everything",
+    "sigmoid_schedule",
+    "sinusoidal_embedding",
+    "swiss_roll",
+    "train",
+]
