@@ -1,0 +1,105 @@
+"""Maintain the book's notebooks: sync their install cell, and re-execute them in fresh kernels.
+
+    python scripts/book.py execute                  # every chapter listed in _toc.yml
+    python scripts/book.py execute book/04_training.ipynb
+    python scripts/book.py sync                     # only rewrite the install cells
+
+``execute`` first syncs the install cell, then runs each notebook top to bottom in a fresh kernel
+(as nbval will), stores the outputs in place and writes each chapter's wall time to
+benchmarks/results/chapter_times.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMES_FILE = ROOT / "benchmarks" / "results" / "chapter_times.json"
+
+INSTALL_CELL_TEMPLATE = '''\
+# Installs diffusion_lab when it is missing (e.g. in Colab); does nothing where it is installed.
+try:
+    import diffusion_lab
+except ImportError:
+    %pip install --quiet "diffusion-lab[book] @ git+{url}"
+    import diffusion_lab'''
+
+
+def repository_url() -> str:
+    """The repository URL, written once in _config.yml."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return config["repository"]["url"]
+
+
+def install_cell_source(url: str | None = None) -> str:
+    return INSTALL_CELL_TEMPLATE.format(url=url or repository_url())
+
+
+def chapter_paths() -> list[Path]:
+    """The notebooks named in _toc.yml, in reading order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
+
+
+def sync_install_cell(nb: nbformat.NotebookNode) -> bool:
+    """Make the first cell the install cell; return True if the notebook changed."""
+    source = install_cell_source()
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and first.cell_type == "code" and first.source.startswith("# Installs diffusion_lab"):
+        if first.source == source:
+            return False
+        first.source = source
+        return True
+    nb.cells.insert(0, nbformat.v4.new_code_cell(source))
+    return True
+
+
+def execute(path: Path) -> float:
+    nb = nbformat.read(path, as_version=4)
+    sync_install_cell(nb)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - start
+    for cell in nb.cells:  # keep diffs small: no per-cell execution metadata
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["execute", "sync"])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter in _toc.yml")
+    args = parser.parse_args()
+    paths = [p.resolve() for p in args.notebooks] or chapter_paths()
+    if args.command == "sync":
+        for path in paths:
+            nb = nbformat.read(path, as_version=4)
+            if sync_install_cell(nb):
+                nbformat.write(nb, path)
+                print(f"synced {path.relative_to(ROOT)}")
+        return
+    times = json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
+    for path in paths:
+        seconds = execute(path)
+        name = str(path.relative_to(ROOT))
+        times[name] = round(seconds, 1)
+        print(f"executed {name} in {seconds:.1f} s", flush=True)
+    times["_machine"] = f"{platform.machine()}, {platform.python_version()}, executed with nbclient"
+    TIMES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    TIMES_FILE.write_text(json.dumps(dict(sorted(times.items())), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
