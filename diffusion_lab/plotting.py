@@ -92,7 +92,7 @@ def plot_loss(ax, loss_history, *, window: int = 100, title: str = "training los
 
 def plot_trajectory(trajectory, steps: Sequence[int], *, lim: float = 2.5, title: str = "reverse process"):
     """Scatter x_t for the given ``steps`` of a trajectory ``(T + 1, n, 2)`` indexed by t."""
-    fig, axes = plt.subplots(1, len(steps), figsize=(1.9 * len(steps), 2.1), constrained_layout=True)
+    fig, axes = plt.subplots(1, len(steps), figsize=(1.5 * len(steps), 1.8), constrained_layout=True)
     for ax, t in zip(np.atleast_1d(axes), steps):
         scatter_2d(ax, trajectory[t], f"$t={t}$", lim=lim)
         ax.set(xlabel="", ylabel="", xticks=[], yticks=[])

@@ -88,15 +88,20 @@ def default_variants() -> dict[str, NoiseSchedule]:
 
 _TEMPLATE = """
 <div id="{id}" class="dl-scrubber" style="font-family:sans-serif;font-size:13px;max-width:720px">
-  <div style="margin-bottom:6px">
+  <div>
     <label>schedule <select class="dl-variant"></select></label>
     <label style="margin-left:12px">t <input class="dl-t" type="range" min="0" value="0" step="1"
-      style="width:260px;vertical-align:middle"></label>
-    <span class="dl-label" style="margin-left:8px"></span>
+      style="width:240px;vertical-align:middle"></label>
   </div>
-  <canvas class="dl-points" width="220" height="220" style="border:1px solid #ccc"></canvas>
-  <canvas class="dl-digit" width="160" height="160" style="border:1px solid #ccc;margin-left:6px"></canvas>
-  <canvas class="dl-curve" width="260" height="160" style="border:1px solid #ccc;margin-left:6px"></canvas>
+  <div class="dl-label" style="margin:4px 0 6px 0"></div>
+  <div style="display:flex;gap:8px;align-items:flex-start;flex-wrap:wrap">
+    <figure style="margin:0"><canvas class="dl-points" width="220" height="220" style="border:1px solid #ccc"></canvas>
+      <figcaption>swiss roll x_t</figcaption></figure>
+    <figure style="margin:0"><canvas class="dl-digit" width="160" height="160" style="border:1px solid #ccc"></canvas>
+      <figcaption>digit x_t</figcaption></figure>
+    <figure style="margin:0"><canvas class="dl-curve" width="260" height="160" style="border:1px solid #ccc"></canvas>
+      <figcaption>ᾱ_t against t, marker at t</figcaption></figure>
+  </div>
 </div>
 <script>
 (function() {{
@@ -125,7 +130,6 @@ _TEMPLATE = """
       const u = 110 + pts[i] * 110 / data.lim, v = 110 - pts[i + 1] * 110 / data.lim;
       pc.fillRect(u - 1, v - 1, 2, 2);
     }}
-    pc.fillStyle = "#000"; pc.fillText("points at t = " + t, 6, 14);
     const dc = root.querySelector(".dl-digit").getContext("2d");
     const px = noised(data.digit, data.eps_digit, abar), n = data.digit_size, cell = 160 / n;
     for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) {{
@@ -140,7 +144,7 @@ _TEMPLATE = """
     }});
     cc.stroke(); cc.strokeStyle = "#000"; cc.beginPath();
     cc.moveTo(20 + 230 * t / T, 15); cc.lineTo(20 + 230 * t / T, 145); cc.stroke();
-    cc.fillStyle = "#000"; cc.fillText("ᾱ_t against t (1 at top, 0 at bottom)", 20, 12);
+    cc.fillStyle = "#000"; cc.fillText("1", 8, 24); cc.fillText("0", 8, 144);
     cc.fillText("0", 16, 155); cc.fillText("T", 244, 155);
   }}
   select.addEventListener("change", function() {{

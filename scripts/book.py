@@ -52,16 +52,20 @@ def chapter_paths() -> list[Path]:
 
 
 def sync_install_cell(nb: nbformat.NotebookNode) -> bool:
-    """Make the first cell the install cell; return True if the notebook changed."""
+    """Make the first cell the install cell; return True if the notebook changed.
+
+    The cell is tagged ``remove-cell``: the rendered book does not show it (readers there need no
+    install), while Colab and downloaded notebooks run it first.
+    """
     source = install_cell_source()
     first = nb.cells[0] if nb.cells else None
-    if first is not None and first.cell_type == "code" and first.source.startswith("# Installs diffusion_lab"):
-        if first.source == source:
-            return False
-        first.source = source
-        return True
-    nb.cells.insert(0, nbformat.v4.new_code_cell(source))
-    return True
+    if first is None or first.cell_type != "code" or not first.source.startswith("# Installs diffusion_lab"):
+        first = nbformat.v4.new_code_cell("")
+        nb.cells.insert(0, first)
+    before = (first.source, list(first.metadata.get("tags", [])))
+    first.source = source
+    first.metadata["tags"] = sorted(set(first.metadata.get("tags", [])) | {"remove-cell"})
+    return (first.source, first.metadata["tags"]) != before
 
 
 def execute(path: Path) -> float:
