@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text: readable in stored notebook outputs and in the rendered book
 
 from ._validation import check_tensor
 from .ema import EMA

@@ -31,6 +31,7 @@ try:
     import diffusion_lab
 except ImportError:
     %pip install --quiet "diffusion-lab[book] @ git+{url}"
+    import importlib; importlib.invalidate_caches()  # let this running kernel see the new package
     import diffusion_lab'''
 
 
@@ -77,6 +78,7 @@ def execute(path: Path) -> float:
     seconds = time.perf_counter() - start
     for cell in nb.cells:  # keep diffs small: no per-cell execution metadata
         cell.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None)  # live widgets need a kernel; the book shows static versions
     nbformat.write(nb, path)
     return seconds
 

@@ -14,7 +14,7 @@ spec.loader.exec_module(book_script)
 
 CHAPTERS = book_script.chapter_paths()
 TEST_COMMAND = "pip install -r requirements.txt && pytest --nbval"
-BUILD_COMMAND = "pip install -r requirements.txt && jupyter-book build --warningiserror --keep-going ."
+BUILD_COMMAND = "pip install -r requirements.txt && jupyter-book build --nitpick --warningiserror --keep-going ."
 
 
 def test_readme_and_ci_run_the_same_two_commands():
