@@ -7,16 +7,31 @@ passed in through ``generator=`` or ``noise=``.
 """
 
 from .broadcast import expand_like
+from .classifier import NoisyClassifier, classifier_loss, train_classifier
 from .compute import cpu_or_gpu, device, on_gpu, seed_everything
 from .data2d import GaussianMixture, moons, swiss_roll
 from .ema import EMA
 from .forward import q_mean_std, q_posterior, q_sample, q_step_sample, randn_like
+from .guidance import ClassifierFreeGuidance, ClassifierGuidance, guidance_tradeoff, mean_pairwise_distance
 from .image_data import digits_8x8
 from .losses import ddpm_loss
 from .metrics import energy_distance, energy_distance_floor, energy_ratio, identification_accuracy
 from .mlp import TimeMLP, sinusoidal_embedding
 from .parameterization import PARAMETERIZATIONS, EpsModel
-from .samplers import ddpm_sample
+from .samplers import (
+    ThresholdedEpsModel,
+    ddim_invert,
+    ddim_sample,
+    ddim_sigma,
+    ddpm_sample,
+    dpm_solver_2m_sample,
+    dynamic_threshold,
+    heun_sample,
+    karras_sigma,
+    sampling_steps,
+    slerp,
+    static_threshold,
+)
 from .schedules import (
     SCHEDULES,
     NoiseSchedule,
@@ -31,28 +46,42 @@ from .training import TrainResult, train
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassifierFreeGuidance",
+    "ClassifierGuidance",
     "EMA",
+    "NoisyClassifier",
     "PARAMETERIZATIONS",
     "SCHEDULES",
     "EpsModel",
     "GaussianMixture",
     "NoiseSchedule",
+    "ThresholdedEpsModel",
     "TimeMLP",
     "TrainResult",
+    "classifier_loss",
     "cosine_schedule",
     "cpu_or_gpu",
+    "ddim_invert",
+    "ddim_sample",
+    "ddim_sigma",
     "ddpm_loss",
     "ddpm_sample",
     "device",
     "digits_8x8",
+    "dpm_solver_2m_sample",
+    "dynamic_threshold",
     "energy_distance",
     "energy_distance_floor",
     "energy_ratio",
     "expand_like",
+    "heun_sample",
+    "guidance_tradeoff",
     "identification_accuracy",
     "from_betas",
+    "karras_sigma",
     "linear_schedule",
     "make_schedule",
+    "mean_pairwise_distance",
     "moons",
     "on_gpu",
     "q_mean_std",
@@ -60,9 +89,13 @@ __all__ = [
     "q_sample",
     "q_step_sample",
     "randn_like",
+    "sampling_steps",
     "seed_everything",
     "sigmoid_schedule",
     "sinusoidal_embedding",
+    "slerp",
+    "static_threshold",
     "swiss_roll",
     "train",
+    "train_classifier",
 ]

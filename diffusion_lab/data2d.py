@@ -101,13 +101,56 @@ class GaussianMixture:
     def dim(self) -> int:
         return self.means.shape[1]
 
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ``n`` points from the mixture (ᾱ = 1): float32, shape ``(n, D)``."""
+        return self.sample_labelled(n, generator=generator)[0]
+
+    def sample_labelled(
+        self, n: int, *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``n`` points with their component k as class label: ``(n, D)`` float32 and ``(n,)`` long.
+
+        The labelled toy of the guidance chapter: the components are the classes, so
+        p(x | y = k) = N(μ_k, Σ_k) and p(y = k) = π_k.
+        """
         n = _check_n(n)
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         chol = torch.linalg.cholesky(self.covs)[k]  # (n, D, D)
-        return (self.means[k] + (chol @ z.unsqueeze(-1)).squeeze(-1)).float()
+        return (self.means[k] + (chol @ z.unsqueeze(-1)).squeeze(-1)).float(), k
+
+    def component(self, k: int) -> GaussianMixture:
+        """Component k alone, N(μ_k, Σ_k): the class-conditional distribution p(x | y = k) with its oracle."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < self.n_components:
+            raise ValueError(f"k must be a component index in 0..{self.n_components - 1}, got {k!r}")
+        return GaussianMixture(torch.ones(1, dtype=torch.float64), self.means[k:k + 1], self.covs[k:k + 1])
+
+    def class_log_posterior(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """log p(y = k | x_t) for every component k, at noise level ᾱ: shape ``(B, K)``, float64.
+
+        The exact (Bayes) noise-conditional classifier: the responsibilities of the diffused mixture.
+        """
+        log_joint, _ = self._component_terms(x, alpha_bar)
+        return torch.log_softmax(log_joint, dim=1)
+
+    def conditional_eps(self, x_t: torch.Tensor, alpha_bar: float | torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The optimal class-conditional ε̂(x_t, y) = −√(1 − ᾱ) ∇ log q_t(x_t | y): shape of ``x_t``.
+
+        Args:
+            y: component labels of shape ``(B,)`` in 0..K−1.
+        """
+        _, solved = self._component_terms(x_t, alpha_bar)  # S_k⁻¹(x − m_k): (B, K, D)
+        if not isinstance(y, torch.Tensor) or y.shape != (x_t.shape[0],):
+            raise ValueError(f"y must be a tensor of labels of shape ({x_t.shape[0]},)")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_components):
+            raise ValueError(f"labels must lie in 0..{self.n_components - 1}")
+        ab = _alpha_bar_tensor(alpha_bar, x_t)
+        chosen = solved[torch.arange(x_t.shape[0], device=x_t.device), y.long()]  # (B, D)
+        return (expand_like((1.0 - ab).sqrt(), chosen) * chosen).to(x_t.dtype)
 
     def _noised_components(self, alpha_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Means (B|1, K, D) and covariances (B|1, K, D, D) of q_t = Σ π_k N(√ᾱ μ_k, ᾱ Σ_k + (1 − ᾱ) I)."""
@@ -121,16 +164,25 @@ class GaussianMixture:
         """Per-component log(π_k N(x; m_k, S_k)) (B, K) and S_k⁻¹(x − m_k) (B, K, D)."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
-        ab = _alpha_bar_tensor(alpha_bar, x)
-        means, covs = self._noised_components(ab)
-        diff = x.double().unsqueeze(1) - means  # (B, K, D)
-        chol = torch.linalg.cholesky(covs)  # (B|1, K, D, D)
-        chol = chol.expand(diff.shape[0], *chol.shape[1:])
-        solved = torch.cholesky_solve(diff.unsqueeze(-1), chol).squeeze(-1)  # S⁻¹(x − m): (B, K, D)
-        mahalanobis = (diff * solved).sum(-1)  # (B, K)
-        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (B, K)
-        log_norm = -0.5 * (self.dim * math.log(2 * math.pi) + log_det)
-        log_joint = self.weights.to(x.device).log() + log_norm - 0.5 * mahalanobis
+        ab = _alpha_bar_tensor(alpha_bar, x).reshape(-1)  # (B,) or (1,)
+        x = x.double()
+        log_joint = x.new_empty(x.shape[0], self.n_components)  # (B, K)
+        solved = x.new_empty(x.shape[0], self.n_components, self.dim)  # (B, K, D)
+        # Samplers query one noise level for the whole batch: factor each distinct S_k once.
+        values, which = torch.unique(ab, return_inverse=True)
+        which = which.expand(x.shape[0]) if ab.shape[0] == 1 else which
+        for i, value in enumerate(values):
+            rows = which == i
+            means, covs = self._noised_components(value)  # (1, K, D), (1, K, D, D)
+            chol = torch.linalg.cholesky(covs[0])  # (K, D, D)
+            precision = torch.cholesky_inverse(chol)  # S_k⁻¹: (K, D, D)
+            diff = x[rows].unsqueeze(1) - means  # (b, K, D)
+            s = torch.einsum("kij,bkj->bki", precision, diff)  # S⁻¹(x − m): (b, K, D)
+            mahalanobis = (diff * s).sum(-1)  # (b, K)
+            log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (K,)
+            log_norm = -0.5 * (self.dim * math.log(2 * math.pi) + log_det)
+            log_joint[rows] = self.weights.to(x.device).log() + log_norm - 0.5 * mahalanobis
+            solved[rows] = s
         return log_joint, solved
 
     def log_prob(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
@@ -160,5 +212,20 @@ class GaussianMixture:
         def exact_eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             alpha_bar = torch.from_numpy(np.array(schedule.alpha_bar))[t.cpu()].to(x_t.device)  # (B,)
             return self.eps(x_t, alpha_bar)
+
+        return exact_eps
+
+    def conditional_eps_model(self, schedule: NoiseSchedule):
+        """The exact class-conditional model ``(x_t, t, y) -> ε̂``; y = None means unconditional.
+
+        The oracle counterpart of a classifier-free-guidance network (``TimeMLP(num_classes=K)``):
+        ε̂(x_t, t, k) is component k's exact ε̂, and ε̂(x_t, t, None) the mixture's.
+        """
+
+        def exact_eps(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+            alpha_bar = torch.from_numpy(np.array(schedule.alpha_bar))[t.cpu()].to(x_t.device)  # (B,)
+            if y is None:
+                return self.eps(x_t, alpha_bar)
+            return self.conditional_eps(x_t, alpha_bar, y)
 
         return exact_eps
