@@ -11,11 +11,17 @@ from .compute import cpu_or_gpu, device, on_gpu, seed_everything
 from .data2d import GaussianMixture, moons, swiss_roll
 from .ema import EMA
 from .forward import q_mean_std, q_posterior, q_sample, q_step_sample, randn_like
-from .image_data import digits_8x8
+from . import pretrained
+from .cfg import GuidedEps
+from .classifier import LeNet, train_classifier
+from .image_data import DataFileError, digits_8x8, load_images, read_cifar10, read_idx, read_mnist
+from .image_training import ImageTrainConfig, train_images
 from .losses import ddpm_loss
 from .metrics import energy_distance, energy_distance_floor, energy_ratio, identification_accuracy
 from .mlp import TimeMLP, sinusoidal_embedding
 from .parameterization import PARAMETERIZATIONS, EpsModel
+from .respacing import RespacedModel, respace
+from .sample_quality import fld, fld_floor, frechet_distance, frechet_distance_features, inception_fid
 from .samplers import ddpm_sample
 from .schedules import (
     SCHEDULES,
@@ -27,11 +33,33 @@ from .schedules import (
     sigmoid_schedule,
 )
 from .training import TrainResult, train
+from .unet import UNet, summarize, unet_config
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DataFileError",
     "EMA",
+    "GuidedEps",
+    "ImageTrainConfig",
+    "LeNet",
+    "RespacedModel",
+    "UNet",
+    "fld",
+    "fld_floor",
+    "frechet_distance",
+    "frechet_distance_features",
+    "inception_fid",
+    "load_images",
+    "pretrained",
+    "read_cifar10",
+    "read_idx",
+    "read_mnist",
+    "respace",
+    "summarize",
+    "train_classifier",
+    "train_images",
+    "unet_config",
     "PARAMETERIZATIONS",
     "SCHEDULES",
     "EpsModel",
