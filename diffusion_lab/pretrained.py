@@ -38,7 +38,11 @@ class Entry:
     description: str
 
 
-REGISTRY: dict[str, Entry] = {}
+# Written by scripts/train_checkpoints.py, which trained every file here on a CPU.
+REGISTRY: dict[str, Entry] = {
+    "digits8-classifier": Entry("digits8_lenet.pt", "2edc740a01365e3d782b1bfc64fe3c6e48764b8a9ea8d2198747d9b559b3ec6f",
+        "LeNet on digits8 (CPU), test accuracy 0.992; features for the FLD"),
+}
 
 
 class ChecksumError(RuntimeError):
