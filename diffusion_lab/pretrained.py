@@ -42,6 +42,13 @@ class Entry:
 REGISTRY: dict[str, Entry] = {
     "digits8-classifier": Entry("digits8_lenet.pt", "2edc740a01365e3d782b1bfc64fe3c6e48764b8a9ea8d2198747d9b559b3ec6f",
         "LeNet on digits8 (CPU), test accuracy 0.992; features for the FLD"),
+    "mnist-classifier": Entry("mnist_lenet.pt", "f28162380348c88bdf853eddd9c98a3b4f3c8eccda543d32db3b4e56f9fd6c95",
+        "LeNet on mnist (CPU), test accuracy 0.990; features for the FLD"),
+    "digits8-unet": Entry("digits8_unet.pt", "6e776df82a680b4607f5f435bebd05ff98e992c952dddfc8cb4e13b0501377e2",
+        "class-conditional UNet (tiny) on the 8x8 digits, trained on the CPU"),
+    "mnist-cpu-preview-unet": Entry("mnist_cpu_preview_unet.pt",
+        "dd800acee8a3087b3887cf6c5219cffafb388b04d08ce19e62667c10195c048e",
+        "CPU PREVIEW: a tiny class-conditional UNet on MNIST trained briefly on the CPU; not the GPU model"),
 }
 
 

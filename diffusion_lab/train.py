@@ -61,7 +61,12 @@ def parse_args(argv: list[str] | None = None) -> ImageTrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
-    summary = train_images(config)
+    try:
+        summary = train_images(config)
+    except KeyboardInterrupt:
+        print(f"interrupted: the checkpoint in {config.out} was saved; run the same command to resume",
+              file=sys.stderr)
+        return 130
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: summary[k] for k in ("event", "step", "resumed_from", "seconds")}))
     return 0
