@@ -48,10 +48,15 @@ def train() -> tuple[torch.nn.Module, dl.NoiseSchedule, dict]:
     summary = dl.train_images(config)
     cpu_seconds = time.process_time() - cpu_before  # CPU time of this process: robust to a shared machine
     loaded = dl.pretrained.load_checkpoint(Path(config.out) / "ema_fp16.pt")
+    loaded.info.update(train_seconds=summary["seconds"], train_cpu_seconds=round(cpu_seconds, 1), recipe=recipe(),
+                       trained_with="benchmarks/digits8.py --export", device="cpu",
+                       torch_threads=torch.get_num_threads(), load_average=list(os.getloadavg()))
+    loaded.info["_model_config"] = torch.load(Path(config.out) / "ema_fp16.pt", weights_only=True)["config"]
     return loaded.model, loaded.schedule, dict(train_seconds=summary["seconds"], steps=summary["step"],
                                                train_cpu_seconds=round(cpu_seconds, 1),
                                                load_average_before=list(load_before),
-                                               load_average_after=list(os.getloadavg()), source="trained now")
+                                               load_average_after=list(os.getloadavg()), source="trained now",
+                                               info=loaded.info)
 
 
 def evaluate(model, schedule) -> dict:
@@ -62,7 +67,8 @@ def evaluate(model, schedule) -> dict:
     respaced, tau = dl.respace(schedule, EVAL["sampling_steps"])
 
     def sample(y, w, seed):
-        eps = dl.RespacedModel(dl.GuidedEps(model, y, w), tau)
+        # DDPM's clipping of x̂₀ to [−1, 1] (thresholding.ClippedEps), as in the chapter.
+        eps = dl.ClippedEps(dl.RespacedModel(dl.GuidedEps(model, y, w), tau), respaced)
         return dl.ddpm_sample(eps, respaced, (n, 1, 8, 8), variance=EVAL["variance"],
                               generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
 
@@ -89,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shipped", action="store_true", help="evaluate the shipped checkpoint")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--export", help="also save the trained model (fp16) to this path")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.shipped:
@@ -99,6 +106,14 @@ def main() -> None:
                         load_average_when_trained=info.get("load_average"))
     else:
         model, schedule, training = train()
+        training.setdefault("info", {})
+        if not args.export:
+            training.pop("info")
+        if args.export:  # ship exactly the model this benchmark trained and measured
+            info = dict(training.pop("info"))
+            config = info.pop("_model_config")
+            sha = dl.pretrained.save_checkpoint(args.export, model, kind="unet", config=config, info=info)
+            print("exported", args.export, sha)
     quality = evaluate(model, schedule)
     best_w = max(quality["guided"], key=lambda w: quality["guided"][w]["accuracy"])
     result = dict(

@@ -32,7 +32,7 @@ def main() -> None:
         respaced, tau = dl.respace(loaded.schedule, steps)
         for w in (None, 2.0):
             y = torch.arange(64) % 10 if w is not None else None
-            eps = dl.RespacedModel(dl.GuidedEps(loaded.model, y, w or 0.0), tau)
+            eps = dl.ClippedEps(dl.RespacedModel(dl.GuidedEps(loaded.model, y, w or 0.0), tau), respaced)
             times = []
             for repeat in range(3):
                 start = time.perf_counter()

@@ -32,12 +32,14 @@ from .schedules import (
     make_schedule,
     sigmoid_schedule,
 )
+from .thresholding import ClippedEps
 from .training import TrainResult, train
 from .unet import UNet, summarize, unet_config
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClippedEps",
     "DataFileError",
     "EMA",
     "GuidedEps",

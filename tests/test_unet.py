@@ -105,3 +105,18 @@ def test_respaced_ddpm_samples_a_gaussian_mixture_from_its_exact_eps(gen):
     # Mode weight within 4 standard errors of 0.7, mean of the right mode within a few standard errors.
     assert abs(right.double().mean().item() - 0.7) < 4 * (0.21 / n) ** 0.5
     assert (samples[right].mean(0) - torch.tensor([2.0, 1.0])).abs().max() < 0.05
+
+
+def test_clipped_eps_implies_the_clipped_x0(gen):
+    schedule = dl.cosine_schedule(1000)
+    x_t = 3.0 * torch.randn(64, 1, 8, 8, generator=gen)
+    t = torch.randint(1, 1001, (64,), generator=gen)
+    eps_model = lambda x, s: 0.5 * x  # noqa: E731 (an arbitrary ε-model)
+    clipped = dl.ClippedEps(eps_model, schedule)(x_t, t)
+    alpha_bar = schedule.gather("alpha_bar", t, x_t)
+    x0_raw = (x_t - (1 - alpha_bar).sqrt() * eps_model(x_t, t)) / alpha_bar.sqrt()
+    x0_clipped = (x_t - (1 - alpha_bar).sqrt() * clipped) / alpha_bar.sqrt()
+    torch.testing.assert_close(x0_clipped, x0_raw.clamp(-1, 1), atol=1e-3, rtol=1e-4)
+    inside = x0_raw.abs() < 1
+    assert inside.any() and (~inside).any()
+    torch.testing.assert_close(clipped[inside], eps_model(x_t, t)[inside], atol=1e-4, rtol=1e-4)
