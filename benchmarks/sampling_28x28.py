@@ -25,16 +25,23 @@ BAR_SECONDS = 10.0
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, nargs="+", default=[25, 50])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     loaded = dl.pretrained.load("mnist-cpu-preview-unet")
     rows = []
-    for steps in (25, 50):
+    for steps in args.steps:
         respaced, tau = dl.respace(loaded.schedule, steps)
         for w in (None, 2.0):
             y = torch.arange(64) % 10 if w is not None else None
             eps = dl.ClippedEps(dl.RespacedModel(dl.GuidedEps(loaded.model, y, w or 0.0), tau), respaced)
             times = []
-            for repeat in range(3):
+            for repeat in range(args.repeats):
                 start = time.perf_counter()
                 dl.ddpm_sample(eps, respaced, (64, 1, 28, 28), variance="beta_tilde",
                                generator=torch.Generator().manual_seed(repeat))
