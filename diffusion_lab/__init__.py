@@ -14,6 +14,11 @@ from .ema import EMA
 from .forward import q_mean_std, q_posterior, q_sample, q_step_sample, randn_like
 from .guidance import ClassifierFreeGuidance, ClassifierGuidance, guidance_tradeoff, mean_pairwise_distance
 from .image_data import digits_8x8
+from . import pretrained
+from .cfg import GuidedEps
+from .lenet import LeNet, train_lenet
+from .image_data import DataFileError, digits_8x8, load_images, read_cifar10, read_idx, read_mnist
+from .image_training import ImageTrainConfig, train_images
 from .losses import ddpm_loss
 from .metrics import energy_distance, energy_distance_floor, energy_ratio, identification_accuracy
 from .mlp import TimeMLP, sinusoidal_embedding
@@ -32,6 +37,8 @@ from .samplers import (
     slerp,
     static_threshold,
 )
+from .respacing import RespacedModel, respace
+from .sample_quality import fld, fld_floor, frechet_distance, frechet_distance_features, inception_fid
 from .schedules import (
     SCHEDULES,
     NoiseSchedule,
@@ -41,7 +48,9 @@ from .schedules import (
     make_schedule,
     sigmoid_schedule,
 )
+from .thresholding import ClippedEps
 from .training import TrainResult, train
+from .unet import UNet, summarize, unet_config
 
 __version__ = "0.1.0"
 
@@ -50,6 +59,28 @@ __all__ = [
     "ClassifierGuidance",
     "EMA",
     "NoisyClassifier",
+    "ClippedEps",
+    "DataFileError",
+    "GuidedEps",
+    "ImageTrainConfig",
+    "LeNet",
+    "RespacedModel",
+    "UNet",
+    "fld",
+    "fld_floor",
+    "frechet_distance",
+    "frechet_distance_features",
+    "inception_fid",
+    "load_images",
+    "pretrained",
+    "read_cifar10",
+    "read_idx",
+    "read_mnist",
+    "respace",
+    "summarize",
+    "train_classifier",
+    "train_images",
+    "unet_config",
     "PARAMETERIZATIONS",
     "SCHEDULES",
     "EpsModel",
@@ -97,5 +128,5 @@ __all__ = [
     "static_threshold",
     "swiss_roll",
     "train",
-    "train_classifier",
+    "train_lenet",
 ]

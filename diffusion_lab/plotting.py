@@ -98,3 +98,41 @@ def plot_trajectory(trajectory, steps: Sequence[int], *, lim: float = 2.5, title
         ax.set(xlabel="", ylabel="", xticks=[], yticks=[])
     fig.suptitle(title)
     return fig
+
+
+def plot_unet(summary, ax=None, title: str = "UNet: resolution and width of each stage"):
+    """Draw a UNet's stages (from :func:`diffusion_lab.unet.summarize`) as bars: height = resolution,
+    width ∝ channels, encoder going down on the left, decoder coming up on the right, skips as arcs."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.5, 3.0), constrained_layout=True)
+    rows = summary.rows
+    x = 0.0
+    centres = {}
+    for i, (name, shape) in enumerate(rows):
+        channels, res = shape[1], shape[-1]
+        width = 0.25 + 0.6 * channels / max(r[1][1] for r in rows)
+        colour = "C0" if name.startswith("down") or name == "stem" else "C3" if name.startswith("middle") else "C2"
+        if "sample" in name:
+            colour = "0.6"
+        ax.add_patch(plt.Rectangle((x, 0), width, res, color=colour, alpha=0.8))
+        ax.text(x + width / 2, res + 0.4, f"{channels}", ha="center", va="bottom", fontsize=7)
+        centres[i] = (x + width / 2, res)
+        x += width + 0.35
+    # Skips: every encoder stage feeds the decoder stage of the same resolution (drawn once per level).
+    enc = [i for i, (n, _) in enumerate(rows) if n == "stem" or (n.startswith("down") and "sample" not in n)]
+    dec = [i for i, (n, _) in enumerate(rows) if n.startswith("up") and "sample" not in n]
+    for d in dec:
+        same = [e for e in enc if rows[e][1][-1] == rows[d][1][-1]]
+        if same:
+            (x0, h), (x1, _) = centres[same[0]], centres[d]
+            ax.annotate("", xy=(x1, h * 0.5), xytext=(x0, h * 0.5),
+                        arrowprops=dict(arrowstyle="->", color="0.4", lw=0.8, connectionstyle="arc3,rad=-0.15"))
+    top = max(r[1][-1] for r in rows)
+    ax.set(xlim=(-0.2, x), ylim=(0, top * 1.2), title=title, xlabel="stage (left: encoder, right: decoder)",
+           ylabel="resolution H", xticks=[])
+    ax.plot([], [], "s", color="C0", label="encoder")
+    ax.plot([], [], "s", color="0.6", label="down/up-sample")
+    ax.plot([], [], "s", color="C3", label="middle (attention)")
+    ax.plot([], [], "s", color="C2", label="decoder")
+    ax.legend(loc="upper center", ncol=4, fontsize=7, frameon=False)
+    return ax

@@ -1,0 +1,117 @@
+"""Checkpoints the project trained itself, shipped inside the package and checked before loading.
+
+Each file in ``diffusion_lab/checkpoints/`` is a ``torch.save`` of plain data: ``kind``
+(``unet`` or ``lenet``), the model's constructor ``config``, its ``state_dict`` in float16 and an
+``info`` dict (data set, schedule, how it was trained). Loading verifies the file's SHA-256
+against the registry below *before* unpickling, and unpickles with ``weights_only=True``, so a
+damaged or substituted file is refused with a clear error and no code inside a file ever runs.
+
+    >>> import diffusion_lab as dl
+    >>> loaded = dl.pretrained.load("digits8-unet")
+    >>> loaded.model, loaded.schedule, loaded.info["dataset"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._validation import check_choice
+from .lenet import LeNet
+from .schedules import NoiseSchedule, make_schedule
+from .unet import UNet
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+KINDS = {"unet": UNet, "lenet": LeNet}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered checkpoint: its file in ``CHECKPOINT_DIR``, SHA-256 and a one-line description."""
+
+    file: str
+    sha256: str
+    description: str
+
+
+# Written by scripts/train_checkpoints.py, which trained every file here on a CPU.
+REGISTRY: dict[str, Entry] = {
+    "digits8-classifier": Entry("digits8_lenet.pt", "2edc740a01365e3d782b1bfc64fe3c6e48764b8a9ea8d2198747d9b559b3ec6f",
+        "LeNet on digits8 (CPU), test accuracy 0.992; features for the FLD"),
+    "mnist-classifier": Entry("mnist_lenet.pt", "f28162380348c88bdf853eddd9c98a3b4f3c8eccda543d32db3b4e56f9fd6c95",
+        "LeNet on mnist (CPU), test accuracy 0.990; features for the FLD"),
+    "digits8-unet": Entry("digits8_unet.pt", "6e776df82a680b4607f5f435bebd05ff98e992c952dddfc8cb4e13b0501377e2",
+        "class-conditional UNet (tiny) on the 8x8 digits, trained on the CPU"),
+    "mnist-cpu-preview-unet": Entry("mnist_cpu_preview_unet.pt",
+        "dd800acee8a3087b3887cf6c5219cffafb388b04d08ce19e62667c10195c048e",
+        "CPU PREVIEW: a tiny class-conditional UNet on MNIST trained briefly on the CPU; not the GPU model"),
+}
+
+
+class ChecksumError(RuntimeError):
+    """A checkpoint's bytes do not match the SHA-256 recorded for it: the file is damaged or replaced."""
+
+
+@dataclass
+class Loaded:
+    """What :func:`load` returns: the model (float32, eval mode), its noise schedule (None for a
+    classifier) and the ``info`` stored with it."""
+
+    model: nn.Module
+    schedule: NoiseSchedule | None
+    info: dict
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, kind: str, config: dict, info: dict) -> str:
+    """Write ``model``'s weights in float16 with its constructor ``config``; return the file's SHA-256."""
+    check_choice("checkpoint kind", kind, KINDS)
+    state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    torch.save(dict(format=1, kind=kind, config=dict(config), state_dict=state, info=dict(info)), path)
+    return sha256_of(path)
+
+
+def load_checkpoint(path: str | Path, *, sha256: str | None = None, device: torch.device | str = "cpu") -> Loaded:
+    """Load a checkpoint file written by :func:`save_checkpoint`, verifying ``sha256`` when given."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if sha256 is not None:
+        actual = sha256_of(path)
+        if actual != sha256:
+            raise ChecksumError(
+                f"checkpoint {path.name} is corrupted or was replaced: its SHA-256 is {actual[:16]}…, "
+                f"expected {sha256[:16]}…. Restore it (git checkout -- {path.name}, or reinstall diffusion-lab)."
+            )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file without a known hash
+        raise ChecksumError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from err
+    kind = check_choice("checkpoint kind", blob.get("kind"), KINDS)
+    model = KINDS[kind](**blob["config"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    model = model.to(device).eval()
+    info = dict(blob["info"])
+    schedule = make_schedule(info["schedule"], info["T"]) if kind == "unet" else None
+    return Loaded(model, schedule, info)
+
+
+def available() -> dict[str, str]:
+    """The registered checkpoints: name → description."""
+    return {name: e.description for name, e in REGISTRY.items()}
+
+
+def load(name: str, *, device: torch.device | str = "cpu") -> Loaded:
+    """Load a registered checkpoint by name (see :func:`available`), verified by SHA-256."""
+    check_choice("pretrained checkpoint", name, REGISTRY)
+    entry = REGISTRY[name]
+    return load_checkpoint(CHECKPOINT_DIR / entry.file, sha256=entry.sha256, device=device)

@@ -1,0 +1,70 @@
+"""Shipped checkpoints: verified by SHA-256 before loading, loaded without running code, and good."""
+
+import shutil
+
+import pytest
+import torch
+
+import diffusion_lab as dl
+from diffusion_lab.lenet import accuracy
+from diffusion_lab.pretrained import CHECKPOINT_DIR, REGISTRY, ChecksumError
+
+
+def test_every_registered_file_exists_matches_its_hash_and_is_small():
+    assert {"digits8-unet", "digits8-classifier", "mnist-classifier"} <= set(REGISTRY)
+    total = 0
+    for name, entry in REGISTRY.items():
+        path = CHECKPOINT_DIR / entry.file
+        assert dl.pretrained.sha256_of(path) == entry.sha256, name
+        total += path.stat().st_size
+    assert total < 5_000_000
+    assert sorted(p.name for p in CHECKPOINT_DIR.glob("*.pt")) == sorted(e.file for e in REGISTRY.values())
+
+
+def test_a_corrupted_checkpoint_is_refused(tmp_path):
+    entry = REGISTRY["digits8-classifier"]
+    damaged = tmp_path / entry.file
+    shutil.copy(CHECKPOINT_DIR / entry.file, damaged)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="corrupted or was replaced.*Restore it"):
+        dl.pretrained.load_checkpoint(damaged, sha256=entry.sha256)
+    damaged.write_bytes(bytes(data[:1000]))  # truncated, and no hash to compare with
+    with pytest.raises(ChecksumError, match="cannot be read"):
+        dl.pretrained.load_checkpoint(damaged)
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(ValueError, match="choose one of: .*digits8-unet"):
+        dl.pretrained.load("digits-unet")
+
+
+def test_round_trip_in_float16(tmp_path, gen):
+    model = dl.LeNet(1, 8, feature_dim=8)
+    sha = dl.pretrained.save_checkpoint(tmp_path / "m.pt", model, kind="lenet",
+                                        config=dict(in_channels=1, image_size=8, feature_dim=8), info={})
+    loaded = dl.pretrained.load_checkpoint(tmp_path / "m.pt", sha256=sha).model
+    x = torch.randn(5, 1, 8, 8, generator=gen)
+    torch.testing.assert_close(loaded(x), model(x), atol=2e-2, rtol=1e-2)  # float16 weights
+    assert not loaded.training
+
+
+def test_shipped_digit_classifier_is_accurate():
+    judge = dl.pretrained.load("digits8-classifier").model
+    test_x, test_y = dl.digits_8x8(split="test")
+    assert accuracy(judge, test_x, test_y) >= 0.97
+
+
+def test_shipped_diffusion_model_samples_the_requested_digits():
+    """A quick version of the benchmark: 100 guided samples, 50 respaced DDPM steps."""
+    torch.manual_seed(0)
+    digits = dl.pretrained.load("digits8-unet")
+    judge = dl.pretrained.load("digits8-classifier").model
+    respaced, tau = dl.respace(digits.schedule, 50)
+    asked = torch.arange(10).repeat(10)
+    eps = dl.ClippedEps(dl.RespacedModel(dl.GuidedEps(digits.model, asked, 2.0), tau), respaced)
+    samples = dl.ddpm_sample(eps, respaced, (100, 1, 8, 8), variance="beta_tilde",
+                             generator=torch.Generator().manual_seed(0))
+    # The benchmark measures ≥ 90% on 500 samples; 100 samples leave a margin of a few errors.
+    assert accuracy(judge, samples.clamp(-1, 1), asked) >= 0.9
