@@ -177,6 +177,8 @@ class GaussianMixture:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
         scale, std = _scale_std_tensors(scale, std, x)
+        if scale.ndim == 1 and bool((scale == scale[0]).all() and (std == std[0]).all()):
+            scale, std = scale[0], std[0]  # one noise level for the batch (samplers): one factorisation
         s = scale.reshape(-1, 1, 1)  # (B|1, 1, 1)
         var = std.reshape(-1, 1, 1, 1) ** 2  # (B|1, 1, 1, 1)
         means = s * self.means.to(x.device)  # (B|1, K, D)
@@ -184,10 +186,13 @@ class GaussianMixture:
         covs = (s**2).unsqueeze(-1) * self.covs.to(x.device) + var * eye  # (B|1, K, D, D)
         diff = x.double().unsqueeze(1) - means  # (B, K, D)
         chol = torch.linalg.cholesky(covs)  # (B|1, K, D, D)
-        chol = chol.expand(diff.shape[0], *chol.shape[1:])
-        solved = torch.cholesky_solve(diff.unsqueeze(-1), chol).squeeze(-1)  # S⁻¹(x − m): (B, K, D)
+        precision = torch.cholesky_inverse(chol)  # S⁻¹: (B|1, K, D, D)
+        if precision.shape[0] == 1:  # shared by the batch: K small matrix products, not B·K solves
+            solved = torch.einsum("kde,bke->bkd", precision[0], diff)  # S⁻¹(x − m): (B, K, D)
+        else:
+            solved = torch.einsum("bkde,bke->bkd", precision, diff)
         mahalanobis = (diff * solved).sum(-1)  # (B, K)
-        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (B, K)
+        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (B|1, K)
         log_norm = -0.5 * (self.dim * math.log(2 * math.pi) + log_det)
         return self.weights.to(x.device).log() + log_norm - 0.5 * mahalanobis, solved
 
