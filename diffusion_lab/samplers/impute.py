@@ -31,7 +31,8 @@ def impute_sample(
     :func:`~diffusion_lab.samplers.sde.pc_sample`), after which the known coordinates are replaced by
     a fresh draw of the forward process at the new time, s(t) y + σ(t) z. This approximates sampling
     from p(x_unknown | x_known = y); the approximation ignores how the unknown part should have
-    steered the noisy known part.
+    steered the noisy known part, so it is biased
+    even for a single correlated Gaussian (see the tests) and can pick the wrong modes of a mixture.
 
     Args:
         known: ``(B, ...)`` data whose entries where ``mask`` is True are observed (others ignored).
