@@ -19,9 +19,12 @@ from .cfg import GuidedEps
 from .lenet import LeNet, train_lenet
 from .image_data import DataFileError, digits_8x8, load_images, read_cifar10, read_idx, read_mnist
 from .image_training import ImageTrainConfig, train_images
+from .langevin import annealed_langevin_dynamics, geometric_sigmas, langevin_dynamics
+from .likelihood import divergence, ode_log_likelihood
 from .losses import ddpm_loss
 from .metrics import energy_distance, energy_distance_floor, energy_ratio, identification_accuracy
 from .mlp import TimeMLP, sinusoidal_embedding
+from .ncsn import NoiseConditionalScoreNet
 from .parameterization import PARAMETERIZATIONS, EpsModel
 from .samplers import (
     ThresholdedEpsModel,
@@ -31,8 +34,14 @@ from .samplers import (
     ddpm_sample,
     dpm_solver_2m_sample,
     dynamic_threshold,
+    euler_maruyama_sample,
+    euler_ode_sample,
+    heun_ode_sample,
     heun_sample,
+    impute_sample,
     karras_sigma,
+    pc_sample,
+    rk45_ode_sample,
     sampling_steps,
     slerp,
     static_threshold,
@@ -49,6 +58,13 @@ from .schedules import (
     sigmoid_schedule,
 )
 from .thresholding import ClippedEps
+from .score_matching import (
+    denoising_score_matching_loss,
+    explicit_score_matching_loss,
+    sliced_score_matching_loss,
+)
+from .score_training import train_score_model
+from .sde import SDE, SubVPSDE, VESDE, VPSDE, forward_sde_simulate, time_grid
 from .training import TrainResult, train
 from .unet import UNet, summarize, unet_config
 
@@ -122,6 +138,29 @@ __all__ = [
     "randn_like",
     "sampling_steps",
     "seed_everything",
+    # Scores and SDEs (chapters 5 and 6).
+    "SDE",
+    "SubVPSDE",
+    "VESDE",
+    "VPSDE",
+    "NoiseConditionalScoreNet",
+    "annealed_langevin_dynamics",
+    "denoising_score_matching_loss",
+    "divergence",
+    "euler_maruyama_sample",
+    "euler_ode_sample",
+    "explicit_score_matching_loss",
+    "geometric_sigmas",
+    "heun_ode_sample",
+    "impute_sample",
+    "langevin_dynamics",
+    "ode_log_likelihood",
+    "pc_sample",
+    "rk45_ode_sample",
+    "sliced_score_matching_loss",
+    "forward_sde_simulate",
+    "time_grid",
+    "train_score_model",
     "sigmoid_schedule",
     "sinusoidal_embedding",
     "slerp",

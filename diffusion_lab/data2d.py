@@ -7,12 +7,15 @@ The :class:`GaussianMixture` is the book's oracle. If x_0 ~ Σ_k π_k N(μ_k, Σ
 x_t = √ᾱ x_0 + √(1 − ᾱ) ε, then x_t ~ Σ_k π_k N(√ᾱ μ_k, ᾱ Σ_k + (1 − ᾱ) I) exactly, so the
 log-density, the score ∇ log q_t, the optimal ε̂ and the optimal denoiser E[x_0 | x_t] are known in
 closed form at every noise level. Later chapters test samplers and trained models against it.
+The same holds for the general noising x = s·x_0 + σ·z of the VE, VP and sub-VP SDEs
+(``log_prob_at``, ``score_at``, ``score_model(sde)``): x ~ Σ_k π_k N(s μ_k, s² Σ_k + σ² I).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +23,9 @@ from sklearn.datasets import make_moons, make_swiss_roll
 
 from .broadcast import expand_like
 from .schedules import NoiseSchedule
+
+if TYPE_CHECKING:
+    from .sde import SDE
 
 # Fixed affine maps (not fitted per sample) so every draw lives in the same coordinates.
 _SWISS_ROLL_SCALE = 1.0 / 7.0
@@ -229,3 +235,67 @@ class GaussianMixture:
             return self.conditional_eps(x_t, alpha_bar, y)
 
         return exact_eps
+
+    # --- General noising x = s·x_0 + σ·z, for the VE, VP and sub-VP SDEs ------------------------
+    # Additive to the ᾱ methods above (which are the case s = √ᾱ, σ = √(1 − ᾱ)).
+
+    def _scaled_terms(self, x: torch.Tensor, scale, std) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-component log(π_k N(x; s μ_k, s² Σ_k + σ² I)) (B, K) and S_k⁻¹(x − m_k) (B, K, D)."""
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
+        scale, std = _scale_std_tensors(scale, std, x)
+        if scale.ndim == 1 and bool((scale == scale[0]).all() and (std == std[0]).all()):
+            scale, std = scale[0], std[0]  # one noise level for the batch (samplers): one factorisation
+        s = scale.reshape(-1, 1, 1)  # (B|1, 1, 1)
+        var = std.reshape(-1, 1, 1, 1) ** 2  # (B|1, 1, 1, 1)
+        means = s * self.means.to(x.device)  # (B|1, K, D)
+        eye = torch.eye(self.dim, dtype=torch.float64, device=x.device)
+        covs = (s**2).unsqueeze(-1) * self.covs.to(x.device) + var * eye  # (B|1, K, D, D)
+        diff = x.double().unsqueeze(1) - means  # (B, K, D)
+        chol = torch.linalg.cholesky(covs)  # (B|1, K, D, D)
+        precision = torch.cholesky_inverse(chol)  # S⁻¹: (B|1, K, D, D)
+        if precision.shape[0] == 1:  # shared by the batch: K small matrix products, not B·K solves
+            solved = torch.einsum("kde,bke->bkd", precision[0], diff)  # S⁻¹(x − m): (B, K, D)
+        else:
+            solved = torch.einsum("bkde,bke->bkd", precision, diff)
+        mahalanobis = (diff * solved).sum(-1)  # (B, K)
+        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (B|1, K)
+        log_norm = -0.5 * (self.dim * math.log(2 * math.pi) + log_det)
+        return self.weights.to(x.device).log() + log_norm - 0.5 * mahalanobis, solved
+
+    def log_prob_at(self, x: torch.Tensor, scale: float | torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
+        """log p(x) for x = s·x_0 + σ·z with x_0 from the mixture and z ~ N(0, I): shape ``(B,)``, float64.
+
+        The law of x is Σ_k π_k N(s μ_k, s² Σ_k + σ² I). ``scale`` (s > 0) and ``std`` (σ ≥ 0) are
+        floats or ``(B,)`` tensors; :meth:`log_prob` at ᾱ is the case s = √ᾱ, σ = √(1 − ᾱ).
+        """
+        log_joint, _ = self._scaled_terms(x, scale, std)
+        return torch.logsumexp(log_joint, dim=1)
+
+    def score_at(self, x: torch.Tensor, scale: float | torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
+        """∇_x log p(x) for x = s·x_0 + σ·z (see :meth:`log_prob_at`): shape and dtype of x."""
+        log_joint, solved = self._scaled_terms(x, scale, std)
+        resp = torch.softmax(log_joint, dim=1)  # (B, K)
+        return (-(resp.unsqueeze(-1) * solved).sum(1)).to(x.dtype)
+
+    def score_model(self, sde: SDE):
+        """The exact score as a model ``(x_t, t) -> ∇ log p_t(x_t)`` for continuous t ∈ [0, 1] of ``sde``.
+
+        Uses the SDE's marginal x_t = s(t) x_0 + σ(t) z (:meth:`diffusion_lab.sde.SDE.marginal_mean_std`).
+        The oracle for the SDE samplers and the likelihood; differentiable in x_t.
+        """
+
+        def exact_score(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            scale, std = sde.marginal_mean_std(t)  # (B,), (B,)
+            return self.score_at(x_t, scale, std)
+
+        return exact_score
+
+
+def _scale_std_tensors(scale, std, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, σ) as float64 tensors on x's device, checked: s > 0 and σ ≥ 0."""
+    scale = torch.as_tensor(scale, dtype=torch.float64, device=x.device)
+    std = torch.as_tensor(std, dtype=torch.float64, device=x.device)
+    if torch.any(scale <= 0) or torch.any(std < 0):
+        raise ValueError("scale must be positive and std non-negative (x = scale * x_0 + std * z)")
+    return scale, std
