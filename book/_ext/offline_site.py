@@ -64,4 +64,6 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _use_local_mathjax)
     app.connect("build-finished", _copy_mathjax)
     app.connect("html-page-context", _drop_duplicate_scripts)
+    # Every page loads MathJax: the navigation sidebar can show maths on pages that have none.
+    app.set_html_assets_policy("always")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
