@@ -11,13 +11,7 @@ import torch
 import diffusion_lab as dl
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The oracle's many tiny tensor ops are ~15x slower with 2 intra-op threads on the 2-core target.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
