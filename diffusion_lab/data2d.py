@@ -244,8 +244,9 @@ class GaussianMixture:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
         scale, std = _scale_std_tensors(scale, std, x)
-        if scale.ndim == 1 and bool((scale == scale[0]).all() and (std == std[0]).all()):
-            scale, std = scale[0], std[0]  # one noise level for the batch (samplers): one factorisation
+        if max(scale.ndim, std.ndim) == 1 and bool((scale == scale.flatten()[0]).all() and (std == std.flatten()[0]).all()):
+            # One noise level for the batch (samplers): one factorisation.
+            scale, std = scale.flatten()[0], std.flatten()[0]
         s = scale.reshape(-1, 1, 1)  # (B|1, 1, 1)
         var = std.reshape(-1, 1, 1, 1) ** 2  # (B|1, 1, 1, 1)
         means = s * self.means.to(x.device)  # (B|1, K, D)

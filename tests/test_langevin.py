@@ -48,15 +48,22 @@ def test_annealed_langevin_reproduces_the_mixture():
     assert torch.all((mode_weights(x, gmm) - gmm.weights).abs() < 4 * se), mode_weights(x, gmm)
 
 
-def test_annealed_langevin_on_unequal_modes_keeps_the_weights_roughly(gmm):
-    """On the unequal three-component mixture the same settings are biased: the Langevin steps at
-    the levels where the modes separate are large (α_i/σ_i² = 0.5), and the tight mode loses mass
-    (measured: weights 0.21/0.473/0.317, energy ratio ≈ 4.6 at 5,000 points). This documents the
-    known limitation; the weights stay within 0.035 of π."""
-    sigmas = dl.geometric_sigmas(4.0, 0.01, 10)
-    x = dl.annealed_langevin_dynamics(lambda x, s: gmm.score_at(x, 1.0, s), sigmas, (N, 2), step_size=5e-5,
-                                      n_steps_each=100, generator=torch.Generator().manual_seed(0))
-    assert torch.all((mode_weights(x, gmm) - gmm.weights).abs() < 0.035), mode_weights(x, gmm)
+def test_annealed_langevin_on_unequal_modes_reproduces_the_mixture(gmm):
+    """Issue bar on the unequal three-component mixture of the chapter. Song & Ermon's ten levels
+    with ε = 5e-5 are biased here (measured: ratio ≈ 4.5, the tight mode loses mass: steps at the
+    levels where the modes separate are half the variance σ_i²); 30 finer levels with ε = 2e-5
+    (3,000 steps) reach the floor, as Song & Ermon (2020) advise."""
+    x = dl.annealed_langevin_dynamics(lambda x, s: gmm.score_at(x, 1.0, s), dl.geometric_sigmas(4.0, 0.01, 30),
+                                      (N, 2), step_size=2e-5, n_steps_each=100,
+                                      generator=torch.Generator().manual_seed(0))
+    ratio = energy_ratio(x, gmm)
+    assert ratio <= 2.0, ratio
+    se = (gmm.weights * (1 - gmm.weights) / N).sqrt()
+    assert torch.all((mode_weights(x, gmm) - gmm.weights).abs() < 4 * se), mode_weights(x, gmm)
+    coarse = dl.annealed_langevin_dynamics(lambda x, s: gmm.score_at(x, 1.0, s), dl.geometric_sigmas(4.0, 0.01, 10),
+                                           (N, 2), step_size=5e-5, n_steps_each=100,
+                                           generator=torch.Generator().manual_seed(0))
+    assert energy_ratio(coarse, gmm) > ratio  # the chapter's contrast: the coarse settings are worse
 
 
 def test_plain_langevin_gets_the_mixture_weights_wrong_and_annealing_fixes_them():
