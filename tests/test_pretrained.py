@@ -11,7 +11,7 @@ from diffusion_lab.pretrained import CHECKPOINT_DIR, REGISTRY, ChecksumError
 
 
 def test_every_registered_file_exists_matches_its_hash_and_is_small():
-    assert {"digits8-unet", "digits8-classifier", "mnist-classifier"} <= set(REGISTRY)
+    assert {"digits8-unet", "digits8-classifier", "mnist-classifier", "fashion-mnist-classifier"} <= set(REGISTRY)
     total = 0
     for name, entry in REGISTRY.items():
         path = CHECKPOINT_DIR / entry.file
