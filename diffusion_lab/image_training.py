@@ -44,6 +44,7 @@ from .schedules import SCHEDULES, make_schedule
 from .unet import MODEL_SIZES, UNet, unet_config
 
 CHECKPOINT = "checkpoint.pt"
+SNAPSHOTS = "snapshots"  # out/snapshots/ema_<step>.pt: fp16 EMA weights with the elapsed time
 LOG = "log.jsonl"
 EXPORT = "ema_fp16.pt"
 NUM_CLASSES = 10
@@ -72,6 +73,7 @@ class ImageTrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0  # maximum gradient norm (0 disables)
     checkpoint_every: int = 1000
+    snapshot_every: int = 0  # also keep the EMA weights every so many steps (0: off), for quality vs time
     log_every: int = 50
     out: str = "runs/digits8"
     seed: int = 0
@@ -85,6 +87,8 @@ class ImageTrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "T"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be >= 0 (0 turns snapshots off), got {self.snapshot_every}")
         if not 0.0 <= self.label_dropout < 1.0:
             raise ValueError(f"label_dropout must lie in [0, 1), got {self.label_dropout}")
 
@@ -251,6 +255,11 @@ def train_images(config: ImageTrainConfig, *, stop_after: int | None = None) -> 
             bar.update(1)
             if step % config.checkpoint_every == 0:
                 save(step)  # before the log line: a logged step is never more than one interval ahead
+            if config.snapshot_every and step % config.snapshot_every == 0 and rank == 0:
+                (out / SNAPSHOTS).mkdir(exist_ok=True)
+                save_checkpoint(out / SNAPSHOTS / f"ema_{step:07d}.pt", ema.ema_model, kind="unet", config=model_config,
+                                info=dict(dataset=config.dataset, schedule=config.schedule, T=config.T, step=step,
+                                          elapsed_s=round(time.perf_counter() - began, 2), resumed_from=start_step))
             if step % config.log_every == 0 or step == config.steps:
                 seconds = time.perf_counter() - window_start
                 record = dict(step=step, loss=round(window_loss / window_steps, 5), lr=_lr_at(config, step - 1),

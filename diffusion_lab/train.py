@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> ImageTrainConfig:
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
     p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="maximum gradient norm (0: off)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--snapshot-every", type=int, default=d.snapshot_every,
+                   help="keep the EMA weights every so many steps in out/snapshots (0: off)")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--out", default=d.out, help="output directory (checkpoint.pt, log.jsonl, ema_fp16.pt)")
     p.add_argument("--seed", type=int, default=d.seed)

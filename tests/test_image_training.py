@@ -107,3 +107,18 @@ def test_command_line_flags_map_onto_the_config():
     result = dl.train(dl.TimeMLP(hidden=8, n_blocks=1), dl.swiss_roll(64), dl.cosine_schedule(10), steps=2,
                       batch_size=8, progress=False)
     assert result.loss_history.shape == (2,)
+
+
+def test_snapshots_keep_the_ema_weights_with_their_time(tmp_path):
+    out = tmp_path / "run"
+    dl.train_images(dl.ImageTrainConfig(**TINY, steps=6, snapshot_every=3, checkpoint_every=3, out=str(out), seed=2))
+    snaps = sorted((out / "snapshots").glob("ema_*.pt"))
+    assert [p.name for p in snaps] == ["ema_0000003.pt", "ema_0000006.pt"]
+    loaded = [dl.pretrained.load_checkpoint(p) for p in snaps]
+    assert [x.info["step"] for x in loaded] == [3, 6]
+    assert 0 <= loaded[0].info["elapsed_s"] <= loaded[1].info["elapsed_s"]
+    final = dl.pretrained.load_checkpoint(out / EXPORT).model  # the last snapshot is the exported EMA model
+    for a, b in zip(final.state_dict().values(), loaded[1].model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="snapshot_every must be >= 0"):
+        dl.ImageTrainConfig(**TINY, snapshot_every=-1).check()
