@@ -3,6 +3,11 @@
     python scripts/book.py execute                  # every chapter listed in _toc.yml
     python scripts/book.py execute book/04_training.ipynb
     python scripts/book.py sync                     # only rewrite the install cells
+    python scripts/book.py check --report r.json    # run every chapter, write nothing back (GPU/Colab check)
+
+``check`` runs each chapter in a fresh kernel as ``execute`` does but leaves the notebooks alone:
+it records each chapter's time and its first error (cell and message) in a JSON report and goes on
+with the next chapter, which is how the chapters are checked in their GPU configuration.
 
 ``execute`` first syncs the install cell, then runs each notebook top to bottom in a fresh kernel
 (as nbval will), stores the outputs in place and writes each chapter's wall time to
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,6 +27,7 @@ from pathlib import Path
 import nbformat
 import yaml
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMES_FILE = ROOT / "benchmarks" / "results" / "chapter_times.json"
@@ -83,19 +90,49 @@ def execute(path: Path) -> float:
     return seconds
 
 
-def main() -> None:
+def check(paths: list[Path], report: Path) -> int:
+    """Execute each notebook without saving it; write times and errors to ``report``; return the failures."""
+    import torch  # only to record the device the chapters ran on
+
+    rows = {}
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        name = str(path.relative_to(ROOT))
+        start = time.perf_counter()
+        try:
+            NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            rows[name] = dict(ok=True, seconds=round(time.perf_counter() - start, 1))
+        except CellExecutionError as err:
+            cell = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error"
+                                                                  for o in c.get("outputs", []))), None)
+            rows[name] = dict(ok=False, seconds=round(time.perf_counter() - start, 1), cell=cell,
+                              error=re.sub(r"\x1b\[[0-9;]*m", "", str(err).strip().splitlines()[-1])[:500])
+        print(name, rows[name], flush=True)
+    report.write_text(json.dumps(dict(
+        chapters=rows, machine=dict(platform=platform.platform(), python=platform.python_version(),
+                                    torch=torch.__version__, cuda=torch.cuda.is_available(),
+                                    gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None),
+    ), indent=1) + "\n")
+    return sum(not r["ok"] for r in rows.values())
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["execute", "sync"])
+    parser.add_argument("command", choices=["execute", "sync", "check"])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter in _toc.yml")
+    parser.add_argument("--report", type=Path, default=Path("chapter_check.json"), help="check's report file")
     args = parser.parse_args()
     paths = [p.resolve() for p in args.notebooks] or chapter_paths()
+    if args.command == "check":
+        return 1 if check(paths, args.report) else 0
     if args.command == "sync":
         for path in paths:
             nb = nbformat.read(path, as_version=4)
             if sync_install_cell(nb):
                 nbformat.write(nb, path)
                 print(f"synced {path.relative_to(ROOT)}")
-        return
+        return 0
     times = json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
     for path in paths:
         seconds = execute(path)
@@ -105,6 +142,7 @@ def main() -> None:
     times["_machine"] = f"{platform.machine()}, {platform.python_version()}, executed with nbclient"
     TIMES_FILE.parent.mkdir(parents=True, exist_ok=True)
     TIMES_FILE.write_text(json.dumps(dict(sorted(times.items())), indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
