@@ -171,6 +171,6 @@ __all__ = [
 ]
 
 # DDIM and fast sampling (chapter 7): the energy distance to an isotropic mixture's exact law.
-from .mixture_energy import energy_distance_to_mixture, mixture_mean_distance  # noqa: E402
+from .mixture_energy import energy_distance_to_mixture, mixture_mean_distance, sobol_normal  # noqa: E402
 
-__all__ += ["energy_distance_to_mixture", "mixture_mean_distance"]
+__all__ += ["energy_distance_to_mixture", "mixture_mean_distance", "sobol_normal"]
