@@ -50,3 +50,18 @@ def test_clear_errors():
         dl.mixture_mean_distance(ring, torch.zeros(4, 3))
     with pytest.raises(ValueError, match="at least 2 samples"):
         dl.energy_distance_to_mixture(torch.zeros(1, 2), ring)
+
+
+def test_sobol_normal_is_an_even_standard_normal_sample():
+    z = dl.sobol_normal(4096, seed=0)
+    assert z.shape == (4096, 2) and z.dtype == torch.float64 and torch.isfinite(z).all()
+    # Quasi-random: moments far closer to N(0, I) than the 1/sqrt(n) = 0.016 of independent draws.
+    assert z.mean(0).abs().max() < 2e-3 and (z.var(0) - 1).abs().max() < 1e-2
+    assert not torch.equal(z, dl.sobol_normal(4096, seed=1))
+    torch.testing.assert_close(z, dl.sobol_normal(4096, seed=0))
+    # Exact empirical energy distance of a quasi-random sample of the law itself: almost no floor.
+    ring = dl.GaussianMixture.ring(n_components=8, radius=1.5, std=0.15)
+    u = torch.quasirandom.SobolEngine(3, scramble=True, seed=3).draw(4096, dtype=torch.float64)
+    x = ring.means[(u[:, 0] * 8).long()] + 0.15 * torch.special.ndtri(u[:, 1:].clamp(1e-12, 1 - 1e-12))
+    v = dl.energy_distance_to_mixture(x, ring, unbiased=False)
+    assert 0 <= v < 0.05 * dl.mixture_mean_distance(ring) / 4096, v
