@@ -87,7 +87,7 @@ def test_fast_solvers_match_ddpm_1000_in_energy_distance(ring):
 
     "Energy distance" is that of n = 2,000 samples to the data law, E[V_n] = D² + E_P|X − X'| / n:
     the sampler's true squared distance D² plus a floor (0.96e-3 here). The earlier version of this
-    test compared 3 batches of 2,000 against a reference sample; single batches scatter by ±65 % of
+    test compared 3 batches of 2,000 against a reference sample; single batches scatter by about ±60 % of
     the floor, so it measured noise (and DDIM with 1000 steps scored like the fast samplers).
 
     Here the deterministic samplers start from scrambled-Sobol noise, so the energy distance of
