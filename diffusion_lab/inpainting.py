@@ -208,7 +208,9 @@ def harmonic_fill(known: torch.Tensor, mask: torch.Tensor, *, iterations: int = 
     x = torch.where(m, known, expand_like(fill, known))
     for _ in range(iterations):
         padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")  # (B, C, H + 2, W + 2)
-        neighbours = (padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]) / 4
+        up, down = padded[..., :-2, 1:-1], padded[..., 2:, 1:-1]
+        left, right = padded[..., 1:-1, :-2], padded[..., 1:-1, 2:]
+        neighbours = (up + down + left + right) / 4
         x = torch.where(m, known, neighbours)
     return x
 

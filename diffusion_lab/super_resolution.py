@@ -1,14 +1,16 @@
 """Super-resolution with an unconditional model: ILVR (Choi et al. 2021), and what it is compared with.
 
 The low-resolution image is the block average of the high-resolution one,
-ℓ = D x_0 (``box_downsample``: each N×N block replaced by its mean). Upsampling by repetition U
-(``nearest_upsample``) gives the low-pass filter φ_N = U D, an orthogonal projection onto images that
-are constant on each block. ILVR (Choi et al. 2021, Eq. 8 and Algorithm 1) refines every reverse step
-so that the low frequencies of x_{t−1} are those of the noised reference:
+ℓ = D x_0 (``box_downsample``: each N×N block replaced by its mean). Repeating each pixel into a
+block (``nearest_upsample``) is D's pseudo-inverse D⁺ (D D⁺ = I), and the low-pass filter
+φ_N = D⁺ D is the orthogonal projection onto images that are constant on each block. ILVR
+(Choi et al. 2021, Eq. 8 and Algorithm 1) refines every reverse step so that the low frequencies of
+x_{t−1} are those of the noised reference:
 
-    x_{t−1} = x'_{t−1} − φ_N(x'_{t−1}) + φ_N(y_{t−1}),   y_{t−1} ~ q(y_{t−1} | y),   y = U ℓ.
+    x_{t−1} = x'_{t−1} − φ_N(x'_{t−1}) + φ_N(y_{t−1}),   y_{t−1} ~ q(y_{t−1} | y),   y = D⁺ ℓ.
 
-With φ_N an orthogonal projection this is exactly the replacement method of inpainting
+(Choi et al. filter with bicubic resizing; box filters make φ_N an exact projection.) With φ_N
+an orthogonal projection this is exactly the replacement method of inpainting
 (:func:`~diffusion_lab.inpainting.replacement_sample`) in another basis: inpainting observes
 some pixels, super-resolution observes the block means. Every sample is *consistent*:
 D x_0 = ℓ exactly. RePaint's resampling applies unchanged.
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 
 from ._validation import check_same_shape, check_tensor
 from .inpainting import replacement_sample
+from .schedules import NoiseSchedule
 
 EpsModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -48,20 +51,23 @@ def box_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def nearest_upsample(low: torch.Tensor, factor: int) -> torch.Tensor:
-    """U ℓ: repeat each pixel into a ``factor``×``factor`` block, ``(B, C, h, w) -> (B, C, h f, w f)``.
+    """D⁺ ℓ: repeat each pixel into a ``factor``×``factor`` block, ``(B, C, h, w) -> (B, C, h f, w f)``.
 
-    D U = I, and U D is the orthogonal projection onto block-constant images (the low-pass filter φ_N).
+    It is the pseudo-inverse of :func:`box_downsample` D: D D⁺ = I, and D⁺ D is the orthogonal
+    projection onto block-constant images (the low-pass filter φ_N).
     """
     _check_images("low", low, factor)
     return low.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
 
 
 def low_pass(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """φ_N(x) = U D x: every block replaced by its mean (Choi et al. 2021, Sec. 3.2, with box filters)."""
+    """φ_N(x) = D⁺ D x: every block replaced by its mean (Choi et al. 2021, Sec. 3.2, with box filters)."""
     return nearest_upsample(box_downsample(x, factor), factor)
 
 
-def bicubic_upsample(low: torch.Tensor, factor: int, *, low_value: float = -1.0, high_value: float = 1.0) -> torch.Tensor:
+def bicubic_upsample(
+    low: torch.Tensor, factor: int, *, low_value: float = -1.0, high_value: float = 1.0
+) -> torch.Tensor:
     """The baseline: bicubic interpolation (Keys 1981, a = −0.75 as in PyTorch), clipped to the data range."""
     _check_images("low", low, factor)
     up = F.interpolate(low, scale_factor=factor, mode="bicubic", align_corners=False)
@@ -71,7 +77,7 @@ def bicubic_upsample(low: torch.Tensor, factor: int, *, low_value: float = -1.0,
 @torch.no_grad()
 def ilvr_sample(
     eps_model: EpsModelFn,
-    schedule,
+    schedule: NoiseSchedule,
     low: torch.Tensor,
     factor: int,
     *,
@@ -92,7 +98,7 @@ def ilvr_sample(
         resamplings, jump_length, variance, x_T, return_trajectory: as in
             :func:`~diffusion_lab.inpainting.replacement_sample` (U = 1: plain ILVR).
     """
-    reference = nearest_upsample(low, factor)  # y = U ℓ, so that φ_N(y) = y
+    reference = nearest_upsample(low, factor)  # y = D⁺ ℓ, so that φ_N(y) = y
     return replacement_sample(
         eps_model, schedule, reference, lambda x: low_pass(x, factor), resamplings=resamplings,
         jump_length=jump_length, variance=variance, x_T=x_T, generator=generator,

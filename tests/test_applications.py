@@ -110,8 +110,8 @@ def test_replacement_with_a_projection_is_exact_in_the_right_basis():
 
 @pytest.mark.parametrize("t0", [150, 400, 700])
 def test_sdedit_output_matches_the_gaussian_closed_form(t0):
-    """Data N(μ, s² I), guide g: the output is Gaussian with mean μ + c (g − μ), c = ᾱ s²/(ᾱ s² + 1 − ᾱ),
-    and variance s² (1 − ᾱ)/(ᾱ s² + 1 − ᾱ) · (1 + c), ᾱ = ᾱ_{t₀} (the posterior of x_0 given a
+    """Data N(μ, s² I), guide g: the output is Gaussian with mean μ + c (g − μ),
+    c = ᾱ s²/(ᾱ s² + 1 − ᾱ), and variance s² (1 − ᾱ)/(ᾱ s² + 1 − ᾱ) · (1 + c), ᾱ = ᾱ_{t₀} (the posterior of x_0 given a
     draw of q(x_{t₀} | g))."""
     s2, mu = 0.25, torch.tensor([0.5, -1.0])
     target = gaussian(mu.tolist(), (s2 * torch.eye(2)).tolist())
@@ -194,7 +194,7 @@ def test_low_pass_is_an_orthogonal_projection():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(3, 2, 8, 8, generator=g), torch.randn(3, 2, 8, 8, generator=g)
     low = torch.randn(3, 2, 4, 4, generator=g)
-    torch.testing.assert_close(dl.box_downsample(dl.nearest_upsample(low, 2), 2), low)  # D U = I
+    torch.testing.assert_close(dl.box_downsample(dl.nearest_upsample(low, 2), 2), low)  # D D⁺ = I
     torch.testing.assert_close(dl.low_pass(dl.low_pass(x, 2), 2), dl.low_pass(x, 2))  # P² = P
     torch.testing.assert_close((dl.low_pass(x, 2) * y).sum(), (x * dl.low_pass(y, 2)).sum())  # P = Pᵀ
     assert dl.bicubic_upsample(low, 2).shape == (3, 2, 8, 8)
