@@ -194,7 +194,7 @@ def harmonic_fill(known: torch.Tensor, mask: torch.Tensor, *, iterations: int = 
 
     The fixed point solves Laplace's equation on the missing region with the known pixels as
     boundary values: the smoothest fill, which cannot invent strokes. Missing pixels start at the
-    mean of the known ones (per image); borders are reflected.
+    mean of the known ones (per image); at the border the image is extended by replication.
 
     Args:
         known: images ``(B, C, H, W)``; mask: broadcastable to them, True where observed.
