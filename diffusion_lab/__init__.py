@@ -174,3 +174,23 @@ __all__ = [
 from .mixture_energy import energy_distance_to_mixture, mixture_mean_distance, sobol_normal  # noqa: E402
 
 __all__ += ["energy_distance_to_mixture", "mixture_mean_distance", "sobol_normal"]
+# Applications (chapter 10): inpainting, SDEdit, super-resolution.
+from .inpainting import harmonic_fill, inpaint_sample, masked_mse, repaint_schedule, replacement_sample
+from .sdedit import ascii_image, sdedit_sample
+from .super_resolution import bicubic_upsample, box_downsample, ilvr_sample, low_pass, nearest_upsample, psnr
+
+__all__ += [
+    "ascii_image",
+    "bicubic_upsample",
+    "box_downsample",
+    "harmonic_fill",
+    "ilvr_sample",
+    "inpaint_sample",
+    "low_pass",
+    "masked_mse",
+    "nearest_upsample",
+    "psnr",
+    "repaint_schedule",
+    "replacement_sample",
+    "sdedit_sample",
+]

@@ -9,6 +9,7 @@ import torch
 from ..broadcast import expand_like
 from ..forward import randn_like
 from ..sde import SDE, time_grid
+from ._mask import as_mask, check_known
 
 ScoreModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -37,10 +38,12 @@ def impute_sample(
     Args:
         known: ``(B, ...)`` data whose entries where ``mask`` is True are observed (others ignored).
         mask: bool tensor broadcastable to ``known``; True marks observed entries.
+
+    :func:`~diffusion_lab.inpainting.inpaint_sample` is the same replacement idea on a discrete
+    schedule (for image models), with RePaint's resampling on top.
     """
-    if known.ndim < 2:
-        raise ValueError(f"known must have shape (B, ...), got {tuple(known.shape)}")
-    mask = torch.as_tensor(mask, dtype=torch.bool, device=known.device).expand_as(known)
+    known = check_known(known)
+    mask = as_mask(mask, known)
     times = time_grid(n_steps, eps)
     x = sde.prior_sample(known.shape, generator=generator).to(known.dtype)
     x = torch.where(mask, sde.marginal_sample(known, times[0], generator=generator), x)
