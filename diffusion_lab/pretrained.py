@@ -1,7 +1,7 @@
 """Checkpoints the project trained itself, shipped inside the package and checked before loading.
 
 Each file in ``diffusion_lab/checkpoints/`` is a ``torch.save`` of plain data: ``kind``
-(``unet`` or ``lenet``), the model's constructor ``config``, its ``state_dict`` in float16 and an
+(``unet``, ``lenet``, ``timemlp`` or ``autoencoder``), the model's constructor ``config``, its ``state_dict`` in float16 and an
 ``info`` dict (data set, schedule, how it was trained). Loading verifies the file's SHA-256
 against the registry below *before* unpickling, and unpickles with ``weights_only=True``, so a
 damaged or substituted file is refused with a clear error and no code inside a file ever runs.
@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from ._validation import check_choice
+from .autoencoder import Autoencoder
 from .lenet import LeNet
+from .mlp import TimeMLP
 from .schedules import NoiseSchedule, make_schedule
 from .unet import UNet
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-KINDS = {"unet": UNet, "lenet": LeNet}
+KINDS = {"unet": UNet, "lenet": LeNet, "timemlp": TimeMLP, "autoencoder": Autoencoder}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ REGISTRY: dict[str, Entry] = {
     "mnist-cpu-preview-unet": Entry("mnist_cpu_preview_unet.pt",
         "dd800acee8a3087b3887cf6c5219cffafb388b04d08ce19e62667c10195c048e",
         "CPU PREVIEW: a tiny class-conditional UNet on MNIST trained briefly on the CPU; not the GPU model"),
+    # Written by scripts/train_beyond.py (chapter "Beyond DDPM"), also on a CPU.
+    "digits8-autoencoder": Entry("digits8_autoencoder.pt", "5ab4db74cb11228a5977620f7f7a82585efd2fa444c69456f1cf555db31d8ea7",
+        "MLP autoencoder 1x8x8 <-> 8 latent numbers (KL-reg) on the 8x8 digits"),
 }
 
 
@@ -101,7 +106,8 @@ def load_checkpoint(path: str | Path, *, sha256: str | None = None, device: torc
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     model = model.to(device).eval()
     info = dict(blob["info"])
-    schedule = make_schedule(info["schedule"], info["T"]) if kind == "unet" else None
+    # Diffusion models store their discrete schedule; classifiers, autoencoders and flow models do not.
+    schedule = make_schedule(info["schedule"], info["T"]) if "schedule" in info else None
     return Loaded(model, schedule, info)
 
 
