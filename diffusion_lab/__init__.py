@@ -176,6 +176,7 @@ from .autoencoder import Autoencoder, autoencoder_loss, fit_latent_scale, train_
 from .distillation import distill, distillation_target, progressive_distillation_loss
 from .fitting import fit
 from .flow_matching import (
+    ClippedVelocity,
     ContinuousTime,
     GaussianPath,
     flow_matching_loss,
@@ -192,6 +193,7 @@ from .samplers.flow import flow_euler_sample, flow_heun_sample
 
 __all__ += [
     "Autoencoder",
+    "ClippedVelocity",
     "ContinuousTime",
     "GaussianPath",
     "autoencoder_loss",

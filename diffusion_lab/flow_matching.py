@@ -141,6 +141,26 @@ def mixture_velocity(gmm: GaussianMixture, path: GaussianPath) -> VelocityModel:
     return velocity
 
 
+class ClippedVelocity:
+    """A linear-path velocity model whose implied x̂₀ = x − t v̂ is clipped to ``[low, high]``.
+
+    The flow counterpart of :class:`~diffusion_lab.ClippedEps`: with ε̂ recomputed from the clipped
+    x̂₀ (x = (1 − t) x̂₀ + t ε̂), the velocity becomes v = ε̂ − x̂₀ = (x − clip(x̂₀)) / t. At t = 0
+    (x is data already) the velocity is returned unchanged.
+    """
+
+    def __init__(self, velocity_model: VelocityModel, low: float, high: float) -> None:
+        if not low < high:
+            raise ValueError(f"need low < high, got {low} and {high}")
+        self.velocity_model, self.low, self.high = velocity_model, low, high
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        v = self.velocity_model(x, t)
+        t_x = expand_like(t, x)
+        x0_hat = (x - t_x * v).clamp(self.low, self.high)
+        return torch.where(t_x > 0, (x - x0_hat) / t_x.clamp_min(1e-12), v)
+
+
 class ContinuousTime(nn.Module):
     """Feed continuous times t ∈ [0, 1] to a network built for integer steps: ``net(x, scale·t[, y])``.
 

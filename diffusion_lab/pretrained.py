@@ -54,6 +54,10 @@ REGISTRY: dict[str, Entry] = {
     # Written by scripts/train_beyond.py (chapter "Beyond DDPM"), also on a CPU.
     "digits8-autoencoder": Entry("digits8_autoencoder.pt", "5ab4db74cb11228a5977620f7f7a82585efd2fa444c69456f1cf555db31d8ea7",
         "MLP autoencoder 1x8x8 <-> 8 latent numbers (KL-reg) on the 8x8 digits"),
+    "digits8-latent-diffusion": Entry("digits8_latent_diffusion.pt", "4eee4f2272b183d2799e9aff7377379cab74b3fd51fdb7f55e4712b99f4b9ae1",
+        "TimeMLP eps-model on the 8 latent numbers of digits8-autoencoder (cosine, T = 1000)"),
+    "swiss-diffusion": Entry("swiss_diffusion.pt", "f6ef7c4826189aa9909eb03a3337d4bed552a72df96dc94327da74fcffa27832",
+        "TimeMLP eps-model on the swiss roll (cosine, T = 1000): teacher for distillation"),
 }
 
 

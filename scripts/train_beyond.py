@@ -1,6 +1,8 @@
 """Train the checkpoints of the "Beyond DDPM" chapter (all on the CPU, seeded) and print their registry lines.
 
-    python scripts/train_beyond.py swiss           # 2D: diffusion teacher, flow matching, distilled students
+    python scripts/train_beyond.py swiss-diffusion # 2D: the diffusion teacher
+    python scripts/train_beyond.py swiss-flow      # 2D: flow matching with the same network and budget
+    python scripts/train_beyond.py swiss-distill   # 2D: progressive distillation of swiss-diffusion
     python scripts/train_beyond.py latent          # digits: autoencoder and latent diffusion model
     python scripts/train_beyond.py latent-extra    # digits latents: flow matching and distilled students
 
@@ -27,9 +29,12 @@ from diffusion_lab.pretrained import CHECKPOINT_DIR, save_checkpoint
 T = 1000
 SCHEDULE = "cosine"
 SWISS = dict(n=20_000, hidden=128, n_blocks=3, steps=3000, batch_size=256, lr=3e-3)
+SWISS_CONFIG = dict(data_dim=2, hidden=SWISS["hidden"], n_blocks=SWISS["n_blocks"])
+SWISS_CLIP = 3.0  # the swiss roll lies in [-1.6, 2.3]²; x̂₀ is clipped to [-3, 3] when sampling
 SWISS_DISTILL = dict(start_steps=64, steps=1000, batch_size=256, lr=1e-3, warmup=100, ema_decay=0.995)
 AUTOENCODER = dict(latent_dim=8, hidden=256, steps=4000, batch_size=128, lr=2e-3, kl_weight=1e-3)
 LATENT = dict(hidden=128, n_blocks=3, steps=6000, batch_size=256, lr=2e-3)
+LATENT_CLIP = 4.0  # |scaled latent| <= 3.6 on the training digits; x̂₀ is clipped to [-4, 4] when sampling
 LATENT_DISTILL = dict(start_steps=64, steps=1000, batch_size=256, lr=1e-3, warmup=100, ema_decay=0.995)
 SHIPPED_STUDENTS = (8, 4, 2, 1)
 
@@ -61,29 +66,40 @@ def distill_rounds(student, teacher_eps, schedule, data, recipe, wrap, tag, seed
         n //= 2
 
 
-def swiss() -> None:
+def swiss_diffusion() -> None:
     schedule = dl.make_schedule(SCHEDULE, T)
-    data = dl.swiss_roll(SWISS["n"], seed=0)
-    config = dict(data_dim=2, hidden=SWISS["hidden"], n_blocks=SWISS["n_blocks"])
-    common = dict(steps=SWISS["steps"], batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0)
     torch.manual_seed(0)
-    diffusion = dl.train(dl.TimeMLP(**config), data, schedule, progress=False, **common)
-    save("swiss-diffusion", diffusion.ema_model, "timemlp", config,
+    diffusion = dl.train(dl.TimeMLP(**SWISS_CONFIG), dl.swiss_roll(SWISS["n"], seed=0), schedule, progress=False,
+                         steps=SWISS["steps"], batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0)
+    save("swiss-diffusion", diffusion.ema_model, "timemlp", SWISS_CONFIG,
          dict(dataset="swiss_roll", schedule=SCHEDULE, T=T, parameterization="eps", recipe=SWISS,
               train_seconds=round(diffusion.seconds, 1)),
          "TimeMLP eps-model on the swiss roll (cosine, T = 1000): teacher for distillation")
+
+
+def swiss_flow() -> None:
     torch.manual_seed(0)
-    flow = dl.train_flow_matching(dl.ContinuousTime(dl.TimeMLP(**config)), data, **common)
-    save("swiss-flow", flow.ema_model.net, "timemlp", config,
+    flow = dl.train_flow_matching(dl.ContinuousTime(dl.TimeMLP(**SWISS_CONFIG)), dl.swiss_roll(SWISS["n"], seed=0),
+                                  steps=SWISS["steps"], batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0)
+    save("swiss-flow", flow.ema_model.net, "timemlp", SWISS_CONFIG,
          dict(dataset="swiss_roll", path="linear", time_scale=1000.0, recipe=SWISS, train_seconds=round(flow.seconds, 1)),
          "TimeMLP velocity model on the swiss roll (flow matching, linear path; wrap in ContinuousTime)")
-    teacher = diffusion.ema_model.requires_grad_(False)
+
+
+def swiss_distill() -> None:
+    loaded = dl.pretrained.load("swiss-diffusion")
+    teacher, schedule = loaded.model.requires_grad_(False), loaded.schedule
+
+    def wrap(eps_model):  # clip x̂₀ to a box around the data ([-2.3, 2.3]²), as the chapter samples
+        return dl.ClippedEps(eps_model, schedule, -SWISS_CLIP, SWISS_CLIP)
+
     student = copy.deepcopy(teacher).requires_grad_(True)
-    for n, ema in distill_rounds(student, teacher, schedule, data, SWISS_DISTILL, lambda m: m, "swiss", 0):
+    data = dl.swiss_roll(SWISS["n"], seed=0)
+    for n, ema in distill_rounds(student, wrap(teacher), schedule, data, SWISS_DISTILL, wrap, "swiss", 0):
         if n in SHIPPED_STUDENTS:
-            save(f"swiss-distilled-{n}", ema, "timemlp", config,
+            save(f"swiss-distilled-{n}", ema, "timemlp", SWISS_CONFIG,
                  dict(dataset="swiss_roll", schedule=SCHEDULE, T=T, parameterization="v", sampling_steps=n,
-                      teacher="swiss-diffusion, DDIM 64 steps", recipe=SWISS_DISTILL),
+                      teacher="swiss-diffusion, DDIM 64 steps, x0 clipped to [-3, 3]", recipe=SWISS_DISTILL),
                  f"swiss-roll student of progressive distillation: DDIM in {n} step(s), v-prediction")
 
 
@@ -127,23 +143,31 @@ def latent_extra() -> None:
          dict(dataset="digits8 latents of digits8-autoencoder", path="linear", time_scale=1000.0, recipe=LATENT,
               train_seconds=round(flow.seconds, 1)),
          "TimeMLP velocity model on the digits8 latents (flow matching, same recipe as the latent diffusion model)")
-    net = teacher.model.requires_grad_(False)
+    net, schedule = teacher.model.requires_grad_(False), teacher.schedule
+
+    def wrap(eps_model):  # clip x̂₀ to the box that holds the training latents, as the chapter samples
+        return dl.ClippedEps(eps_model, schedule, -LATENT_CLIP, LATENT_CLIP)
+
     student = copy.deepcopy(net).requires_grad_(True)
-    for n, ema in distill_rounds(student, net, teacher.schedule, z, LATENT_DISTILL, lambda m: m, "latent", 0):
+    for n, ema in distill_rounds(student, wrap(net), schedule, z, LATENT_DISTILL, wrap, "latent", 0):
         if n in SHIPPED_STUDENTS:
             save(f"digits8-latent-distilled-{n}", ema, "timemlp", config,
                  dict(dataset="digits8 latents of digits8-autoencoder", schedule=SCHEDULE, T=T, parameterization="v",
-                      sampling_steps=n, teacher="digits8-latent-diffusion, DDIM 64 steps", recipe=LATENT_DISTILL),
+                      sampling_steps=n, teacher="digits8-latent-diffusion, DDIM 64 steps, x0 clipped to [-4, 4]", recipe=LATENT_DISTILL),
                  f"latent student of progressive distillation of digits8-latent-diffusion: DDIM in {n} step(s)")
+
+
+PARTS = {"swiss-diffusion": swiss_diffusion, "swiss-flow": swiss_flow, "swiss-distill": swiss_distill,
+         "latent": latent, "latent-extra": latent_extra}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["swiss", "latent", "latent-extra"])
+    p.add_argument("what", choices=list(PARTS))
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    {"swiss": swiss, "latent": latent, "latent-extra": latent_extra}[args.what]()
+    PARTS[args.what]()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,19 @@ def test_flow_sampler_with_the_exact_velocity_reproduces_the_mixture(ring, one_t
     assert dl.energy_distance(x1, real) > 10 * floor
 
 
+def test_clipped_velocity_moves_to_the_clipped_prediction(gen):
+    x = 3 * torch.randn(64, 2, generator=gen, dtype=torch.float64)
+    t = torch.rand(64, generator=gen, dtype=torch.float64) * 0.9 + 0.1
+
+    def velocity(y, s):
+        return -2 * y  # implied x0_hat = y (1 + 2 t): often outside [-1, 1]
+
+    clipped = dl.ClippedVelocity(velocity, -1.0, 1.0)
+    x0_hat = (x * (1 + 2 * t[:, None])).clamp(-1, 1)
+    assert torch.allclose(x - t[:, None] * clipped(x, t), x0_hat)  # one Euler step to t = 0 lands on it
+    assert torch.allclose(clipped(x, torch.zeros(64, dtype=torch.float64)), velocity(x, None))
+
+
 def test_flow_matching_loss_matches_the_definition(gen):
     x0, eps = torch.randn(16, 1, 4, 4, generator=gen), torch.randn(16, 1, 4, 4, generator=gen)
     t = torch.rand(16, generator=gen, dtype=torch.float64)
