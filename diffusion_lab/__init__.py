@@ -174,6 +174,7 @@ __all__ = [
 from .mixture_energy import energy_distance_to_mixture, mixture_mean_distance, sobol_normal  # noqa: E402
 
 __all__ += ["energy_distance_to_mixture", "mixture_mean_distance", "sobol_normal"]
+
 # Applications (chapter 10): inpainting, SDEdit, super-resolution.
 from .inpainting import harmonic_fill, inpaint_sample, masked_mse, repaint_schedule, replacement_sample
 from .sdedit import ascii_image, sdedit_sample
@@ -193,4 +194,54 @@ __all__ += [
     "repaint_schedule",
     "replacement_sample",
     "sdedit_sample",
+]
+
+# Beyond DDPM (latent diffusion, progressive distillation, flow matching).
+from . import distillation, flow_matching
+from .autoencoder import Autoencoder, autoencoder_loss, fit_latent_scale, train_autoencoder
+from .distillation import distill, distillation_target, progressive_distillation_loss
+from .fitting import fit
+from .flow_matching import (
+    ClippedVelocity,
+    ContinuousTime,
+    GaussianPath,
+    flow_matching_loss,
+    linear_path,
+    mixture_velocity,
+    reflow_pairs,
+    straightness,
+    train_flow_matching,
+    velocity_from_score,
+    vp_path,
+)
+from .latent import latent_sample, parameter_count, seconds_per_sample
+from .samplers.flow import flow_euler_sample, flow_heun_sample
+
+__all__ += [
+    "Autoencoder",
+    "ClippedVelocity",
+    "ContinuousTime",
+    "GaussianPath",
+    "autoencoder_loss",
+    "distill",
+    "distillation",
+    "distillation_target",
+    "fit",
+    "fit_latent_scale",
+    "flow_euler_sample",
+    "flow_heun_sample",
+    "flow_matching",
+    "flow_matching_loss",
+    "latent_sample",
+    "linear_path",
+    "mixture_velocity",
+    "parameter_count",
+    "progressive_distillation_loss",
+    "reflow_pairs",
+    "seconds_per_sample",
+    "straightness",
+    "train_autoencoder",
+    "train_flow_matching",
+    "velocity_from_score",
+    "vp_path",
 ]

@@ -1,7 +1,7 @@
 """Checkpoints the project trained itself, shipped inside the package and checked before loading.
 
 Each file in ``diffusion_lab/checkpoints/`` is a ``torch.save`` of plain data: ``kind``
-(``unet`` or ``lenet``), the model's constructor ``config``, its ``state_dict`` in float16 and an
+(``unet``, ``lenet``, ``timemlp`` or ``autoencoder``), the model's constructor ``config``, its ``state_dict`` in float16 and an
 ``info`` dict (data set, schedule, how it was trained). Loading verifies the file's SHA-256
 against the registry below *before* unpickling, and unpickles with ``weights_only=True``, so a
 damaged or substituted file is refused with a clear error and no code inside a file ever runs.
@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from ._validation import check_choice
+from .autoencoder import Autoencoder
 from .lenet import LeNet
+from .mlp import TimeMLP
 from .schedules import NoiseSchedule, make_schedule
 from .unet import UNet
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-KINDS = {"unet": UNet, "lenet": LeNet}
+KINDS = {"unet": UNet, "lenet": LeNet, "timemlp": TimeMLP, "autoencoder": Autoencoder}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,33 @@ REGISTRY: dict[str, Entry] = {
     "mnist-cpu-preview-unet": Entry("mnist_cpu_preview_unet.pt",
         "dd800acee8a3087b3887cf6c5219cffafb388b04d08ce19e62667c10195c048e",
         "CPU PREVIEW: a tiny class-conditional UNet on MNIST trained briefly on the CPU; not the GPU model"),
+    # Written by scripts/train_beyond.py (chapter "Beyond DDPM"), also on a CPU.
+    "digits8-autoencoder": Entry("digits8_autoencoder.pt", "5ab4db74cb11228a5977620f7f7a82585efd2fa444c69456f1cf555db31d8ea7",
+        "MLP autoencoder 1x8x8 <-> 8 latent numbers (KL-reg) on the 8x8 digits"),
+    "digits8-latent-diffusion": Entry("digits8_latent_diffusion.pt", "4eee4f2272b183d2799e9aff7377379cab74b3fd51fdb7f55e4712b99f4b9ae1",
+        "TimeMLP eps-model on the 8 latent numbers of digits8-autoencoder (cosine, T = 1000)"),
+    "digits8-latent-flow": Entry("digits8_latent_flow.pt", "9275a98de6c1522957042a137f54bbf235c2163fae4e72f34effbe9d07b3d47e",
+        "TimeMLP velocity model on the digits8 latents (flow matching, same recipe as the latent diffusion model)"),
+    "digits8-latent-distilled-8": Entry("digits8_latent_distilled_8.pt", "a907f4984e5bd38d9a04ab60151921c8872508490e932f1bcc127f75df5c625d",
+        "latent student of progressive distillation of digits8-latent-diffusion: DDIM in 8 step(s)"),
+    "digits8-latent-distilled-4": Entry("digits8_latent_distilled_4.pt", "dba2f3eab6171692c5e7bd35f011132fe724d7bd3f6dbc3752a876f8aaaaeebc",
+        "latent student of progressive distillation of digits8-latent-diffusion: DDIM in 4 step(s)"),
+    "digits8-latent-distilled-2": Entry("digits8_latent_distilled_2.pt", "80bb7ff22ce18001e17d1f1a464d3bed6da3b257d9fdbdcf19f89c09785243ee",
+        "latent student of progressive distillation of digits8-latent-diffusion: DDIM in 2 step(s)"),
+    "digits8-latent-distilled-1": Entry("digits8_latent_distilled_1.pt", "62763babe670962695e8dddcbabb8a1303aaa1d865c5e5534a4a81a5bf61bf57",
+        "latent student of progressive distillation of digits8-latent-diffusion: DDIM in 1 step(s)"),
+    "swiss-diffusion": Entry("swiss_diffusion.pt", "f6ef7c4826189aa9909eb03a3337d4bed552a72df96dc94327da74fcffa27832",
+        "TimeMLP eps-model on the swiss roll (cosine, T = 1000): teacher for distillation"),
+    "swiss-flow": Entry("swiss_flow.pt", "20aedba6327cb857d793da1038772a8ef37c16b660e42adbcee26b7f06cf5d17",
+        "TimeMLP velocity model on the swiss roll (flow matching, linear path; wrap in ContinuousTime)"),
+    "swiss-distilled-8": Entry("swiss_distilled_8.pt", "8352898a668c161800b682a90133518b12305107c42d914ddb89d608df54f139",
+        "swiss-roll student of progressive distillation: DDIM in 8 step(s), v-prediction"),
+    "swiss-distilled-4": Entry("swiss_distilled_4.pt", "d04c602865f769ea309ac9dd26a92a101fb00b493a8cfd6bcd17f8e5ce71bdd9",
+        "swiss-roll student of progressive distillation: DDIM in 4 step(s), v-prediction"),
+    "swiss-distilled-2": Entry("swiss_distilled_2.pt", "f60274cc618c96be6db42844936187c88c7c1a4ebb2c598c2f3ef2ee533ff4b7",
+        "swiss-roll student of progressive distillation: DDIM in 2 step(s), v-prediction"),
+    "swiss-distilled-1": Entry("swiss_distilled_1.pt", "42c10d0264d83eb781e8f77a8c8cc4751ef97128eda9d99a7ad14edd8b491cbd",
+        "swiss-roll student of progressive distillation: DDIM in 1 step(s), v-prediction"),
 }
 
 
@@ -104,7 +133,8 @@ def load_checkpoint(path: str | Path, *, sha256: str | None = None, device: torc
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     model = model.to(device).eval()
     info = dict(blob["info"])
-    schedule = make_schedule(info["schedule"], info["T"]) if kind == "unet" else None
+    # Diffusion models store their discrete schedule; classifiers, autoencoders and flow models do not.
+    schedule = make_schedule(info["schedule"], info["T"]) if "schedule" in info else None
     return Loaded(model, schedule, info)
 
 

@@ -1,0 +1,174 @@
+"""Train the checkpoints of the "Beyond DDPM" chapter (all on the CPU, seeded) and print their registry lines.
+
+    python scripts/train_beyond.py swiss-diffusion # 2D: the diffusion teacher
+    python scripts/train_beyond.py swiss-flow      # 2D: flow matching with the same network and budget
+    python scripts/train_beyond.py swiss-distill   # 2D: progressive distillation of swiss-diffusion
+    python scripts/train_beyond.py latent          # digits: autoencoder and latent diffusion model
+    python scripts/train_beyond.py latent-extra    # digits latents: flow matching and distilled students
+
+The digits experiments of flow matching and distillation run in the autoencoder's latent space,
+where a training step costs milliseconds on a CPU (the pixel UNet's cost about 0.5 s each).
+
+Paste the printed lines into REGISTRY in diffusion_lab/pretrained.py. Each part takes a few
+minutes on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+
+import torch
+
+import diffusion_lab as dl
+from diffusion_lab.pretrained import CHECKPOINT_DIR, save_checkpoint
+
+T = 1000
+SCHEDULE = "cosine"
+SWISS = dict(n=20_000, hidden=128, n_blocks=3, steps=3000, batch_size=256, lr=3e-3)
+SWISS_CONFIG = dict(data_dim=2, hidden=SWISS["hidden"], n_blocks=SWISS["n_blocks"])
+SWISS_CLIP = 3.0  # the swiss roll lies in [-1.6, 2.3]²; x̂₀ is clipped to [-3, 3] when sampling
+SWISS_DISTILL = dict(start_steps=64, steps=1000, batch_size=256, lr=1e-3, warmup=100, ema_decay=0.995)
+AUTOENCODER = dict(latent_dim=8, hidden=256, steps=4000, batch_size=128, lr=2e-3, kl_weight=1e-3)
+LATENT = dict(hidden=128, n_blocks=3, steps=6000, batch_size=256, lr=2e-3)
+LATENT_CLIP = 4.0  # |scaled latent| <= 3.6 on the training digits; x̂₀ is clipped to [-4, 4] when sampling
+LATENT_DISTILL = dict(start_steps=64, steps=1000, batch_size=256, lr=1e-3, warmup=100, ema_decay=0.995)
+SHIPPED_STUDENTS = (8, 4, 2, 1)
+
+
+def save(name: str, model: torch.nn.Module, kind: str, config: dict, info: dict, description: str) -> None:
+    path = CHECKPOINT_DIR / f"{name.replace('-', '_')}.pt"
+    info = dict(info, trained_with="scripts/train_beyond.py", device="cpu", torch_threads=torch.get_num_threads(),
+                load_average=[round(v, 2) for v in os.getloadavg()])
+    sha = save_checkpoint(path, model, kind=kind, config=config, info=info)
+    print(json.dumps({k: v for k, v in info.items() if k != "recipe"}), flush=True)
+    print(f'    "{name}": Entry("{path.name}", "{sha}",\n        "{description}"),', flush=True)
+
+
+def distill_rounds(student, teacher_eps, schedule, data, recipe, wrap, tag, seed):
+    """Rounds 2N → N from recipe['start_steps']; yields (N, ema student) after each round."""
+    n = recipe["start_steps"] // 2
+    while n >= 1:
+        start = time.perf_counter()
+        result = dl.distill(student, teacher_eps, schedule, data, student_steps=n, steps=recipe["steps"],
+                            batch_size=recipe["batch_size"], lr=recipe["lr"], warmup=recipe["warmup"],
+                            ema_decay=recipe["ema_decay"], seed=seed + n)
+        print(f"{tag}: student of {n} steps, final loss {result.loss_history[-100:].mean():.4f}, "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+        ema = result.ema_model
+        yield n, ema
+        # The trained student is the next round's teacher; the next student starts from it.
+        teacher_eps = wrap(dl.EpsModel(copy.deepcopy(ema).requires_grad_(False), schedule, "v"))
+        student = copy.deepcopy(ema).requires_grad_(True)
+        n //= 2
+
+
+def swiss_diffusion() -> None:
+    schedule = dl.make_schedule(SCHEDULE, T)
+    torch.manual_seed(0)
+    diffusion = dl.train(dl.TimeMLP(**SWISS_CONFIG), dl.swiss_roll(SWISS["n"], seed=0), schedule, progress=False,
+                         steps=SWISS["steps"], batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0)
+    save("swiss-diffusion", diffusion.ema_model, "timemlp", SWISS_CONFIG,
+         dict(dataset="swiss_roll", schedule=SCHEDULE, T=T, parameterization="eps", recipe=SWISS,
+              train_seconds=round(diffusion.seconds, 1)),
+         "TimeMLP eps-model on the swiss roll (cosine, T = 1000): teacher for distillation")
+
+
+def swiss_flow() -> None:
+    torch.manual_seed(0)
+    flow = dl.train_flow_matching(dl.ContinuousTime(dl.TimeMLP(**SWISS_CONFIG)), dl.swiss_roll(SWISS["n"], seed=0),
+                                  steps=SWISS["steps"], batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0)
+    save("swiss-flow", flow.ema_model.net, "timemlp", SWISS_CONFIG,
+         dict(dataset="swiss_roll", path="linear", time_scale=1000.0, recipe=SWISS, train_seconds=round(flow.seconds, 1)),
+         "TimeMLP velocity model on the swiss roll (flow matching, linear path; wrap in ContinuousTime)")
+
+
+def swiss_distill() -> None:
+    loaded = dl.pretrained.load("swiss-diffusion")
+    teacher, schedule = loaded.model.requires_grad_(False), loaded.schedule
+
+    def wrap(eps_model):  # clip x̂₀ to a box around the data ([-2.3, 2.3]²), as the chapter samples
+        return dl.ClippedEps(eps_model, schedule, -SWISS_CLIP, SWISS_CLIP)
+
+    student = copy.deepcopy(teacher).requires_grad_(True)
+    data = dl.swiss_roll(SWISS["n"], seed=0)
+    for n, ema in distill_rounds(student, wrap(teacher), schedule, data, SWISS_DISTILL, wrap, "swiss", 0):
+        if n in SHIPPED_STUDENTS:
+            save(f"swiss-distilled-{n}", ema, "timemlp", SWISS_CONFIG,
+                 dict(dataset="swiss_roll", schedule=SCHEDULE, T=T, parameterization="v", sampling_steps=n,
+                      teacher="swiss-diffusion, DDIM 64 steps, x0 clipped to [-3, 3]", recipe=SWISS_DISTILL),
+                 f"swiss-roll student of progressive distillation: DDIM in {n} step(s), v-prediction")
+
+
+def latent() -> None:
+    train_x, _ = dl.digits_8x8(split="train")
+    torch.manual_seed(0)
+    ae = dl.Autoencoder((1, 8, 8), AUTOENCODER["latent_dim"], AUTOENCODER["hidden"])
+    result = dl.train_autoencoder(ae, train_x, steps=AUTOENCODER["steps"], batch_size=AUTOENCODER["batch_size"],
+                                  lr=AUTOENCODER["lr"], kl_weight=AUTOENCODER["kl_weight"], seed=0)
+    ae = result.ema_model.eval()
+    scale = dl.fit_latent_scale(ae, train_x)
+    save("digits8-autoencoder", ae, "autoencoder",
+         dict(image_shape=(1, 8, 8), latent_dim=AUTOENCODER["latent_dim"], hidden=AUTOENCODER["hidden"]),
+         dict(dataset="digits8", latent_scale=scale, recipe=AUTOENCODER, train_seconds=round(result.seconds, 1)),
+         "MLP autoencoder 1x8x8 <-> 8 latent numbers (KL-reg) on the 8x8 digits")
+    with torch.no_grad():
+        z = ae.to_latent(train_x)
+    schedule = dl.make_schedule(SCHEDULE, T)
+    config = dict(data_dim=AUTOENCODER["latent_dim"], hidden=LATENT["hidden"], n_blocks=LATENT["n_blocks"])
+    torch.manual_seed(0)
+    model = dl.train(dl.TimeMLP(**config), z, schedule, steps=LATENT["steps"], batch_size=LATENT["batch_size"],
+                     lr=LATENT["lr"], seed=0, progress=False)
+    save("digits8-latent-diffusion", model.ema_model, "timemlp", config,
+         dict(dataset="digits8 latents of digits8-autoencoder", schedule=SCHEDULE, T=T, parameterization="eps",
+              recipe=LATENT, train_seconds=round(model.seconds, 1)),
+         "TimeMLP eps-model on the 8 latent numbers of digits8-autoencoder (cosine, T = 1000)")
+
+
+def latent_extra() -> None:
+    """Flow matching and progressive distillation in the latent space of digits8-autoencoder."""
+    train_x, _ = dl.digits_8x8(split="train")
+    ae = dl.pretrained.load("digits8-autoencoder").model
+    teacher = dl.pretrained.load("digits8-latent-diffusion")
+    with torch.no_grad():
+        z = ae.to_latent(train_x)
+    config = dict(data_dim=AUTOENCODER["latent_dim"], hidden=LATENT["hidden"], n_blocks=LATENT["n_blocks"])
+    torch.manual_seed(0)
+    flow = dl.train_flow_matching(dl.ContinuousTime(dl.TimeMLP(**config)), z, steps=LATENT["steps"],
+                                  batch_size=LATENT["batch_size"], lr=LATENT["lr"], seed=0)
+    save("digits8-latent-flow", flow.ema_model.net, "timemlp", config,
+         dict(dataset="digits8 latents of digits8-autoencoder", path="linear", time_scale=1000.0, recipe=LATENT,
+              train_seconds=round(flow.seconds, 1)),
+         "TimeMLP velocity model on the digits8 latents (flow matching, same recipe as the latent diffusion model)")
+    net, schedule = teacher.model.requires_grad_(False), teacher.schedule
+
+    def wrap(eps_model):  # clip x̂₀ to the box that holds the training latents, as the chapter samples
+        return dl.ClippedEps(eps_model, schedule, -LATENT_CLIP, LATENT_CLIP)
+
+    student = copy.deepcopy(net).requires_grad_(True)
+    for n, ema in distill_rounds(student, wrap(net), schedule, z, LATENT_DISTILL, wrap, "latent", 0):
+        if n in SHIPPED_STUDENTS:
+            save(f"digits8-latent-distilled-{n}", ema, "timemlp", config,
+                 dict(dataset="digits8 latents of digits8-autoencoder", schedule=SCHEDULE, T=T, parameterization="v",
+                      sampling_steps=n, teacher="digits8-latent-diffusion, DDIM 64 steps, x0 clipped to [-4, 4]", recipe=LATENT_DISTILL),
+                 f"latent student of progressive distillation of digits8-latent-diffusion: DDIM in {n} step(s)")
+
+
+PARTS = {"swiss-diffusion": swiss_diffusion, "swiss-flow": swiss_flow, "swiss-distill": swiss_distill,
+         "latent": latent, "latent-extra": latent_extra}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=list(PARTS))
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    PARTS[args.what]()
+
+
+if __name__ == "__main__":
+    main()
