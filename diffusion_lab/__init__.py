@@ -169,3 +169,8 @@ __all__ = [
     "train",
     "train_lenet",
 ]
+
+# Homework: self-grading programming exercises, student versions and autograding (the "For instructors" page).
+from . import homework  # noqa: E402
+
+__all__ += ["homework"]
