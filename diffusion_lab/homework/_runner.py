@@ -50,9 +50,14 @@ def execute(notebook: Path, results: Path, *, cell_timeout: int, kernel_pid_file
         if kernel_pid_file is not None and pid:
             kernel_pid_file.write_text(str(pid))
 
-    def on_executed(cell=None, **_):
+    def on_executed(cell=None, execute_reply=None, **_):
         if cell.cell_type == "code" and _nbgrader(cell).get("grade"):
-            result = result_of(cell) or {"status": "error", "message": "the check cell showed no result"}
+            reply = (execute_reply or {}).get("content", {})
+            if reply.get("ename") == "CellTimeoutError":  # the kernel did not even answer the interrupt
+                result = {"status": "time limit", "message": f"the check was stopped after the cell time limit "
+                          f"of {cell_timeout} s (an endless loop, or far too slow?)"}
+            else:
+                result = result_of(cell) or {"status": "error", "message": "the check cell showed no result"}
             result["grade_id"] = _nbgrader(cell)["grade_id"]
             with results.open("a") as f:
                 f.write(json.dumps(result) + "\n")

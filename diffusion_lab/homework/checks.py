@@ -382,6 +382,7 @@ def _drift_candidates(case: Case) -> dict[str, torch.Tensor]:
             "+ g² (the sign is wrong: the reverse drift subtracts g² · score)": g**2,
             "+ ½ g² (the sign is wrong: the ODE drift subtracts ½ g² · score)": 0.5 * g**2,
             "− g (g is the diffusion coefficient; the drift needs its square, g²)": -g,
+            "− ½ g (g is the diffusion coefficient; the drift needs its square, ½ g²)": -0.5 * g,
             "− 2 g²": -2 * g**2}
 
 
