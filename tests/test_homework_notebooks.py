@@ -133,3 +133,20 @@ def test_a_solution_region_outside_a_solution_cell_is_reported():
     nb.cells = [nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")]
     with pytest.raises(notebooks.FormatError, match="no nbgrader solution metadata"):
         notebooks.validate(nb)
+
+
+def test_grader_restores_checks_appends_deleted_ones_and_can_keep_only_exercises():
+    from diffusion_lab.homework import grading
+
+    source = _read(ROOT / "book" / "06_sde.ipynb")
+    submission = notebooks.student_version(source)
+    checks = [c for c in submission.cells if notebooks.is_check_cell(c)]
+    checks[0].source = "print('passed')"          # tampered
+    submission.cells.remove(checks[1])             # deleted
+    prepared = grading.prepare(submission, source)
+    restored = [c.source for c in prepared.cells if notebooks.is_check_cell(c)]
+    assert sorted(restored) == sorted(c.source for c in source.cells if notebooks.is_check_cell(c))
+    assert prepared.cells[-1].source == checks[1].source  # appended at the end
+    assert "grader-preamble" in prepared.cells[0].metadata["tags"]
+    only = grading.prepare(submission, source, exercises_only=True)
+    assert all(notebooks.is_exercise_cell(c) for c in only.cells[1:]) and len(only.cells) == 1 + 4
