@@ -22,8 +22,6 @@ Everything is seeded and printed to 3 significant digits, so a check's text is t
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -291,19 +289,6 @@ def _run(spec: Spec, fn: Callable) -> CheckResult:
     return CheckResult(spec.name, "passed", f"It matches the reference on {len(cases)} random cases ({spec.extra.get('covers', 'all shapes')}).")
 
 
-def result_from_json(data: str | dict) -> CheckResult:
-    """Rebuild a result from its JSON form (the grader's side)."""
-    data = json.loads(data) if isinstance(data, str) else data
-    return CheckResult(str(data["check"]), str(data["status"]), str(data["message"]))
-
-
-def describe_tensor(name: str, x: torch.Tensor) -> str:
-    return f"{name} of shape {tuple(x.shape)}"
-
-
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
-
-def sqrt(x: Any) -> Any:
-    return torch.sqrt(torch.as_tensor(x, dtype=torch.float64)) if not isinstance(x, float) else math.sqrt(x)
