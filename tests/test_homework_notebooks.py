@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 from diffusion_lab.homework import notebooks
 
@@ -52,8 +53,9 @@ def test_nothing_outside_an_exercise_uses_what_a_solution_defines(path):
     nb = _read(path)
     defined = set().union(*[_defined_names(c.source) for c in nb.cells if notebooks.is_solution_cell(c)])
     for cell in nb.cells:
-        if cell.cell_type == "code" and not notebooks.is_exercise_cell(cell) and not cell.source.startswith("# Installs"):
-            used = {n.id for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Name)}
+        if cell.cell_type == "code" and not notebooks.is_exercise_cell(cell):
+            python = TransformerManager().transform_cell(cell.source)  # IPython magics to plain Python
+            used = {n.id for n in ast.walk(ast.parse(python)) if isinstance(n, ast.Name)}
             assert not used & defined, (path.name, used & defined)
 
 
