@@ -57,7 +57,8 @@ def test_chapter_ends_with_exercises_and_hidden_solutions(path):
     labels = re.findall(r"```\{exercise\}.*\n:label: (\S+)", text)
     assert len(labels) >= 3
     for label in labels:
-        assert re.search(r"```\{solution\} " + re.escape(label) + r"\n:class: dropdown", text), label
+        # a plain {solution}, or a gated {solution-start} around code cells (programming exercises)
+        assert re.search(r"```\{solution(-start)?\} " + re.escape(label) + r"\n:class: dropdown", text), label
 
 
 def test_every_citation_is_in_the_bibliography():
