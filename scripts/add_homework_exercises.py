@@ -151,6 +151,25 @@ def ode_drift(f, g, score):
     ### END SOLUTION''',
     check="from diffusion_lab import homework\n\nhomework.check_ode_drift(ode_drift)")]
 
+EX["07_ddim"] = [dict(
+    label="ddim-ex-step", title="Programming: one deterministic DDIM step",
+    text=r"""Write `ddim_update(x_t, eps_hat, alpha_bar, alpha_bar_prev)` returning the η = 0 update of this chapter,
+$\mathbf x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat{\mathbf x}_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat{\boldsymbol\epsilon}$ with
+$\hat{\mathbf x}_0 = (\mathbf x_t - \sqrt{1-\bar\alpha_t}\,\hat{\boldsymbol\epsilon})/\sqrt{\bar\alpha_t}$, where `alpha_bar` $= \bar\alpha_t$ and
+`alpha_bar_prev` $= \bar\alpha_{t'}$ are floats (the next step $t' < t$ of any subsequence). The check runs
+it on points and images, the last step $\bar\alpha_{t'} = 1$ included. *Predict:* what does your function
+return at that last step?""",
+    solution='''import math
+
+
+def ddim_update(x_t, eps_hat, alpha_bar, alpha_bar_prev):
+    """One DDIM step with eta = 0: predict x0, then re-noise it to the level alpha_bar_prev."""
+    ### BEGIN SOLUTION
+    x0_hat = (x_t - math.sqrt(1 - alpha_bar) * eps_hat) / math.sqrt(alpha_bar)
+    return math.sqrt(alpha_bar_prev) * x0_hat + math.sqrt(1 - alpha_bar_prev) * eps_hat
+    ### END SOLUTION''',
+    check="from diffusion_lab import homework\n\nhomework.check_ddim_step(ddim_update)")]
+
 EX["09_images"] = [dict(
     label="images-ex-cfg", title="Programming: classifier-free guidance",
     text=r"""Write `cfg(eps_cond, eps_uncond, w)` returning the guided prediction
@@ -177,6 +196,8 @@ average remember?""",
     check="from diffusion_lab import homework\n\nhomework.check_ema_update(ema_update)")]
 
 NOTES = {
+ "ddim-ex-step": r"""At $\bar\alpha_{t'} = 1$ the noise term vanishes and the step returns $\hat{\mathbf x}_0$ itself: the last
+DDIM step is the network's denoised guess, with no noise added.""",
  "intro-ex-noise-step": r"""Variances add: $\operatorname{Var}(\mathbf x) = (1-\beta)\operatorname{Var}(\mathbf x_{\text{prev}}) + \beta$, so with the
 square roots a unit-variance input keeps unit variance at every step. With $1-\beta$ and $\beta$ themselves
 the variance would become $(1-\beta)^2 + \beta^2 < 1$, and the chain would not end at $\mathcal N(\mathbf 0, \mathbf I)$.""",

@@ -33,6 +33,7 @@ PLANTED = {
     "score-ex-langevin-step": ("return x + step_size * score + step_size ** 0.5 * z", "factor ½ is missing"),
     "sde-ex-reverse-drift": ("return f - 0.5 * dl.expand_like(g, f) ** 2 * score", "probability-flow ODE"),
     "sde-ex-ode-drift": ("return f - 0.5 * dl.expand_like(g, f) * score", "needs its square"),
+    "ddim-ex-step": ("return (x_t - math.sqrt(1 - alpha_bar) * eps_hat) / math.sqrt(alpha_bar)", "you returned x̂₀"),
     "images-ex-cfg": ("return eps_uncond + w * (eps_cond - eps_uncond)", "other convention"),
     "images-ex-ema": ("return (1 - decay) * ema + decay * param", "swapped the weights"),
 }
