@@ -245,6 +245,7 @@ __all__ += [
     "velocity_from_score",
     "vp_path",
 ]
+
 # Homework: self-grading programming exercises, student versions and autograding (the "For instructors" page).
 from . import homework  # noqa: E402
 
