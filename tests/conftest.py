@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+import diffusion_lab as dl
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
@@ -21,3 +23,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def gmm():
+    """The book's unequal three-component 2D mixture (chapters 5 and 6), with its exact score."""
+    return dl.GaussianMixture(
+        weights=torch.tensor([0.2, 0.5, 0.3]),
+        means=torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]]),
+        covs=torch.tensor([[[0.1, 0.03], [0.03, 0.2]], [[0.05, 0.0], [0.0, 0.05]], [[0.3, -0.1], [-0.1, 0.1]]]),
+    )

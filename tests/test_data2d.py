@@ -20,15 +20,6 @@ def test_n_must_be_positive():
         dl.swiss_roll(0)
 
 
-@pytest.fixture
-def gmm():
-    return dl.GaussianMixture(
-        weights=torch.tensor([0.2, 0.5, 0.3]),
-        means=torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]]),
-        covs=torch.tensor([[[0.1, 0.03], [0.03, 0.2]], [[0.05, 0.0], [0.0, 0.05]], [[0.3, -0.1], [-0.1, 0.1]]]),
-    )
-
-
 @pytest.mark.parametrize("alpha_bar", [1.0, 0.7, 0.1, 1e-3])
 def test_score_is_the_gradient_of_log_prob(gmm, alpha_bar):
     x = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2

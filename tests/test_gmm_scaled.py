@@ -8,15 +8,6 @@ import torch
 import diffusion_lab as dl
 
 
-@pytest.fixture
-def gmm():
-    return dl.GaussianMixture(
-        weights=torch.tensor([0.2, 0.5, 0.3]),
-        means=torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]]),
-        covs=torch.tensor([[[0.1, 0.03], [0.03, 0.2]], [[0.05, 0.0], [0.0, 0.05]], [[0.3, -0.1], [-0.1, 0.1]]]),
-    )
-
-
 @pytest.mark.parametrize("scale, std", [(1.0, 0.0), (1.0, 3.0), (0.3, 0.2), (0.05, 1.0)])
 def test_score_at_is_the_gradient_of_log_prob_at(gmm, scale, std):
     x = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2

@@ -9,15 +9,6 @@ from _energy import energy_ratio, mode_weights
 N = 5000
 
 
-@pytest.fixture
-def gmm():
-    return dl.GaussianMixture(
-        weights=torch.tensor([0.2, 0.5, 0.3]),
-        means=torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]]),
-        covs=torch.tensor([[[0.1, 0.03], [0.03, 0.2]], [[0.05, 0.0], [0.0, 0.05]], [[0.3, -0.1], [-0.1, 0.1]]]),
-    )
-
-
 def two_modes(pi: float = 0.2) -> dl.GaussianMixture:
     """Song & Ermon (2019), Sec. 3.2.2: p = π N((−5, −5), I) + (1 − π) N((5, 5), I)."""
     return dl.GaussianMixture(torch.tensor([pi, 1 - pi]), torch.tensor([[-5.0, -5.0], [5.0, 5.0]]),

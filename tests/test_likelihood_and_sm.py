@@ -7,15 +7,6 @@ import torch
 import diffusion_lab as dl
 
 
-@pytest.fixture
-def gmm():
-    return dl.GaussianMixture(
-        weights=torch.tensor([0.2, 0.5, 0.3]),
-        means=torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]]),
-        covs=torch.tensor([[[0.1, 0.03], [0.03, 0.2]], [[0.05, 0.0], [0.0, 0.05]], [[0.3, -0.1], [-0.1, 0.1]]]),
-    )
-
-
 def test_ode_likelihood_with_the_exact_score_matches_the_density(gmm):
     """Bar of the issue: within 0.05 nats per dimension on average (here far closer)."""
     x = gmm.sample(200, generator=torch.Generator().manual_seed(0)).double()
