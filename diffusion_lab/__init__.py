@@ -1,53 +1,80 @@
 """diffusion_lab: the small, tested package behind the Diffusion Lab book.
 
 Conventions that every module follows (see the book's notation page):
-discrete steps t = 1..T with arrays indexed so that ``alpha_bar[t]`` is ᾱ_t; models map
-``(x, t) -> tensor shaped like x``; losses return per-example values ``(B,)``; randomness is
-passed in through ``generator=`` or ``noise=``.
+
+* a **noise process** noises data as x_t = s(t) x_0 + σ(t) ε: a discrete schedule (steps t = 1..T,
+  arrays indexed so that ``alpha_bar[t]`` is ᾱ_t), an SDE, a flow path or NCSN's noise levels;
+  continuous time runs from data (t = 0) to noise (t = 1);
+* a **network** maps ``(x, t[, y]) -> tensor shaped like x``; a :class:`Denoiser` wraps it once with
+  its process, what it predicts, labels, guidance and an x̂₀ clip, and every sampler takes that
+  denoiser and ``steps=``;
+* losses return per-example values ``(B,)``; randomness is passed in through ``generator=`` or
+  ``noise=``.
 """
 
+from . import homework, pretrained
+from .autoencoder import Autoencoder, autoencoder_loss, fit_latent_scale, train_autoencoder
 from .broadcast import expand_like
-from .classifier import NoisyClassifier, classifier_loss, train_classifier
 from .compute import cpu_or_gpu, device, on_gpu, seed_everything
 from .data2d import GaussianMixture, moons, swiss_roll
-from .ema import EMA
-from .forward import q_mean_std, q_posterior, q_sample, q_step_sample, randn_like
-from .guidance import ClassifierFreeGuidance, ClassifierGuidance, guidance_tradeoff, mean_pairwise_distance
-from .image_data import digits_8x8
-from . import pretrained
-from .cfg import GuidedEps
-from .lenet import LeNet, train_lenet
-from .image_data import DataFileError, digits_8x8, load_images, read_cifar10, read_idx, read_mnist
-from .image_training import ImageTrainConfig, train_images
-from .langevin import annealed_langevin_dynamics, geometric_sigmas, langevin_dynamics
-from .likelihood import divergence, ode_log_likelihood
-from .losses import ddpm_loss
-from .metrics import energy_distance, energy_distance_floor, energy_ratio, identification_accuracy
-from .mlp import TimeMLP, sinusoidal_embedding
-from .ncsn import NoiseConditionalScoreNet
-from .parameterization import PARAMETERIZATIONS, EpsModel
-from .samplers import (
-    ThresholdedEpsModel,
-    ddim_invert,
-    ddim_sample,
-    ddim_sigma,
-    ddpm_sample,
-    dpm_solver_2m_sample,
-    dynamic_threshold,
-    euler_maruyama_sample,
-    euler_ode_sample,
-    heun_ode_sample,
-    heun_sample,
-    impute_sample,
-    karras_sigma,
-    pc_sample,
-    rk45_ode_sample,
-    sampling_steps,
-    slerp,
-    static_threshold,
+from .denoiser import PARAMETERIZATIONS, Denoiser, Prediction
+from .distillation import distill, distillation_grid, distillation_target, progressive_distillation_loss
+from .elbo import bits_per_dim, direct_bound, elbo_terms, gaussian_kl, prior_term
+from .evaluation import (
+    IMAGE_SAMPLERS,
+    fld_report,
+    guidance_tradeoff,
+    guided_accuracy,
+    nfe,
+    parameter_count,
+    sample_images,
+    seconds_per_sample,
 )
-from .respacing import RespacedModel, respace
-from .sample_quality import fld, fld_floor, frechet_distance, frechet_distance_features, inception_fid
+from .fitting import EMA, TrainResult, fit, minibatch
+from .flow_matching import reflow_pairs, straightness
+from .forward import q_mean_std, q_posterior, q_sample, q_step_sample, randn_like
+from .guidance import ClassifierGuidance
+from .image_data import DataFileError, digits_8x8, load_images, read_cifar10, read_idx, read_mnist
+from .image_metrics import fld, fld_floor, frechet_distance, frechet_distance_features, inception_fid, masked_mse, psnr
+from .image_training import ImageTrainConfig, train_images
+from .lenet import LeNet, accuracy, predict, train_lenet
+from .likelihood import divergence, ode_log_likelihood
+from .losses import classifier_loss, diffusion_loss
+from .metrics import (
+    energy_distance,
+    energy_distance_floor,
+    energy_distance_to_mixture,
+    energy_ratio,
+    identification_accuracy,
+    mean_pairwise_distance,
+    mixture_mean_distance,
+    sobol_normal,
+)
+from .mlp import NoiseConditionalScoreNet, NoisyClassifier, TimeMLP, sinusoidal_embedding
+from .observations import ascii_image, bicubic_upsample, box_downsample, harmonic_fill, low_pass, nearest_upsample
+from .processes import GaussianPath, NoiseLevels, geometric_sigmas, linear_path, vp_path
+from .samplers import (
+    annealed_langevin_dynamics,
+    ddim_invert,
+    ddim_noise_std,
+    ddim_sample,
+    ddim_step,
+    ddpm_sample,
+    ddpm_step,
+    dpm_solver_2m_sample,
+    euler_maruyama_sample,
+    euler_sample,
+    heun_sample,
+    ilvr_sample,
+    inpaint_sample,
+    langevin_dynamics,
+    pc_sample,
+    repaint_schedule,
+    replacement_sample,
+    rk45_sample,
+    sdedit_sample,
+    slerp,
+)
 from .schedules import (
     SCHEDULES,
     NoiseSchedule,
@@ -57,196 +84,151 @@ from .schedules import (
     make_schedule,
     sigmoid_schedule,
 )
-from .thresholding import ClippedEps
-from .score_matching import (
-    denoising_score_matching_loss,
-    explicit_score_matching_loss,
-    sliced_score_matching_loss,
-)
-from .score_training import train_score_model
-from .sde import SDE, SubVPSDE, VESDE, VPSDE, forward_sde_simulate, time_grid
-from .training import TrainResult, train
+from .score_matching import denoising_score_matching_loss, explicit_score_matching_loss, sliced_score_matching_loss
+from .sde import SDE, SubVPSDE, VESDE, VPSDE, forward_sde_simulate
+from .spacing import SPACINGS, respace, sampling_steps
+from .thresholding import dynamic_threshold, static_threshold
+from .training import train_classifier, train_diffusion
 from .unet import UNet, summarize, unet_config
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "ClassifierFreeGuidance",
+    "Autoencoder",
     "ClassifierGuidance",
-    "EMA",
-    "NoisyClassifier",
-    "ClippedEps",
     "DataFileError",
-    "GuidedEps",
+    "Denoiser",
+    "EMA",
+    "GaussianMixture",
+    "GaussianPath",
+    "IMAGE_SAMPLERS",
     "ImageTrainConfig",
     "LeNet",
-    "RespacedModel",
-    "UNet",
-    "fld",
-    "fld_floor",
-    "frechet_distance",
-    "frechet_distance_features",
-    "inception_fid",
-    "load_images",
-    "pretrained",
-    "read_cifar10",
-    "read_idx",
-    "read_mnist",
-    "respace",
-    "summarize",
-    "train_classifier",
-    "train_images",
-    "unet_config",
-    "PARAMETERIZATIONS",
-    "SCHEDULES",
-    "EpsModel",
-    "GaussianMixture",
+    "NoiseConditionalScoreNet",
+    "NoiseLevels",
     "NoiseSchedule",
-    "ThresholdedEpsModel",
+    "NoisyClassifier",
+    "PARAMETERIZATIONS",
+    "Prediction",
+    "SCHEDULES",
+    "SDE",
+    "SPACINGS",
+    "SubVPSDE",
     "TimeMLP",
     "TrainResult",
+    "UNet",
+    "VESDE",
+    "VPSDE",
+    "accuracy",
+    "annealed_langevin_dynamics",
+    "ascii_image",
+    "autoencoder_loss",
+    "bicubic_upsample",
+    "bits_per_dim",
+    "box_downsample",
     "classifier_loss",
     "cosine_schedule",
     "cpu_or_gpu",
     "ddim_invert",
+    "ddim_noise_std",
     "ddim_sample",
-    "ddim_sigma",
-    "ddpm_loss",
+    "ddim_step",
     "ddpm_sample",
+    "ddpm_step",
+    "denoising_score_matching_loss",
     "device",
+    "diffusion_loss",
     "digits_8x8",
+    "direct_bound",
+    "distill",
+    "distillation_grid",
+    "distillation_target",
+    "divergence",
     "dpm_solver_2m_sample",
     "dynamic_threshold",
+    "elbo_terms",
     "energy_distance",
     "energy_distance_floor",
+    "energy_distance_to_mixture",
     "energy_ratio",
+    "euler_maruyama_sample",
+    "euler_sample",
     "expand_like",
-    "heun_sample",
-    "guidance_tradeoff",
-    "identification_accuracy",
+    "explicit_score_matching_loss",
+    "fit",
+    "fit_latent_scale",
+    "fld",
+    "fld_floor",
+    "fld_report",
+    "forward_sde_simulate",
+    "frechet_distance",
+    "frechet_distance_features",
     "from_betas",
-    "karras_sigma",
+    "gaussian_kl",
+    "geometric_sigmas",
+    "guidance_tradeoff",
+    "guided_accuracy",
+    "harmonic_fill",
+    "heun_sample",
+    "homework",
+    "identification_accuracy",
+    "ilvr_sample",
+    "inception_fid",
+    "inpaint_sample",
+    "langevin_dynamics",
+    "linear_path",
     "linear_schedule",
+    "load_images",
+    "low_pass",
     "make_schedule",
+    "masked_mse",
     "mean_pairwise_distance",
+    "minibatch",
+    "mixture_mean_distance",
     "moons",
+    "nearest_upsample",
+    "nfe",
+    "ode_log_likelihood",
     "on_gpu",
+    "parameter_count",
+    "pc_sample",
+    "predict",
+    "pretrained",
+    "prior_term",
+    "progressive_distillation_loss",
+    "psnr",
     "q_mean_std",
     "q_posterior",
     "q_sample",
     "q_step_sample",
     "randn_like",
+    "read_cifar10",
+    "read_idx",
+    "read_mnist",
+    "reflow_pairs",
+    "repaint_schedule",
+    "replacement_sample",
+    "respace",
+    "rk45_sample",
+    "sample_images",
     "sampling_steps",
+    "sdedit_sample",
+    "seconds_per_sample",
     "seed_everything",
-    # Scores and SDEs (chapters 5 and 6).
-    "SDE",
-    "SubVPSDE",
-    "VESDE",
-    "VPSDE",
-    "NoiseConditionalScoreNet",
-    "annealed_langevin_dynamics",
-    "denoising_score_matching_loss",
-    "divergence",
-    "euler_maruyama_sample",
-    "euler_ode_sample",
-    "explicit_score_matching_loss",
-    "geometric_sigmas",
-    "heun_ode_sample",
-    "impute_sample",
-    "langevin_dynamics",
-    "ode_log_likelihood",
-    "pc_sample",
-    "rk45_ode_sample",
-    "sliced_score_matching_loss",
-    "forward_sde_simulate",
-    "time_grid",
-    "train_score_model",
     "sigmoid_schedule",
     "sinusoidal_embedding",
     "slerp",
+    "sliced_score_matching_loss",
+    "sobol_normal",
     "static_threshold",
-    "swiss_roll",
-    "train",
-    "train_lenet",
-]
-
-# DDIM and fast sampling (chapter 7): the energy distance to an isotropic mixture's exact law.
-from .mixture_energy import energy_distance_to_mixture, mixture_mean_distance, sobol_normal  # noqa: E402
-
-__all__ += ["energy_distance_to_mixture", "mixture_mean_distance", "sobol_normal"]
-
-# Applications (chapter 10): inpainting, SDEdit, super-resolution.
-from .inpainting import harmonic_fill, inpaint_sample, masked_mse, repaint_schedule, replacement_sample
-from .sdedit import ascii_image, sdedit_sample
-from .super_resolution import bicubic_upsample, box_downsample, ilvr_sample, low_pass, nearest_upsample, psnr
-
-__all__ += [
-    "ascii_image",
-    "bicubic_upsample",
-    "box_downsample",
-    "harmonic_fill",
-    "ilvr_sample",
-    "inpaint_sample",
-    "low_pass",
-    "masked_mse",
-    "nearest_upsample",
-    "psnr",
-    "repaint_schedule",
-    "replacement_sample",
-    "sdedit_sample",
-]
-
-# Beyond DDPM (latent diffusion, progressive distillation, flow matching).
-from . import distillation, flow_matching
-from .autoencoder import Autoencoder, autoencoder_loss, fit_latent_scale, train_autoencoder
-from .distillation import distill, distillation_target, progressive_distillation_loss
-from .fitting import fit
-from .flow_matching import (
-    ClippedVelocity,
-    ContinuousTime,
-    GaussianPath,
-    flow_matching_loss,
-    linear_path,
-    mixture_velocity,
-    reflow_pairs,
-    straightness,
-    train_flow_matching,
-    velocity_from_score,
-    vp_path,
-)
-from .latent import latent_sample, parameter_count, seconds_per_sample
-from .samplers.flow import flow_euler_sample, flow_heun_sample
-
-__all__ += [
-    "Autoencoder",
-    "ClippedVelocity",
-    "ContinuousTime",
-    "GaussianPath",
-    "autoencoder_loss",
-    "distill",
-    "distillation",
-    "distillation_target",
-    "fit",
-    "fit_latent_scale",
-    "flow_euler_sample",
-    "flow_heun_sample",
-    "flow_matching",
-    "flow_matching_loss",
-    "latent_sample",
-    "linear_path",
-    "mixture_velocity",
-    "parameter_count",
-    "progressive_distillation_loss",
-    "reflow_pairs",
-    "seconds_per_sample",
     "straightness",
+    "summarize",
+    "swiss_roll",
     "train_autoencoder",
-    "train_flow_matching",
-    "velocity_from_score",
+    "train_classifier",
+    "train_diffusion",
+    "train_images",
+    "train_lenet",
+    "unet_config",
     "vp_path",
 ]
-
-# Homework: self-grading programming exercises, student versions and autograding (the "For instructors" page).
-from . import homework  # noqa: E402
-
-__all__ += ["homework"]

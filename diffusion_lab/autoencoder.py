@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._validation import check_tensor
-from .fitting import fit
+from .validation import check_tensor
+from .fitting import fit, minibatch
 from .forward import randn_like
 from .training import TrainResult
 
@@ -103,11 +103,11 @@ def train_autoencoder(autoencoder: Autoencoder, images: torch.Tensor, *, steps: 
     check_tensor("images", images)
 
     def batch_loss(generator: torch.Generator) -> torch.Tensor:
-        index = torch.randint(0, images.shape[0], (batch_size,), generator=generator, device=images.device)
-        return autoencoder_loss(autoencoder, images[index], kl_weight=kl_weight, generator=generator)
+        x, = minibatch(images, batch_size, generator)
+        return autoencoder_loss(autoencoder, x, kl_weight=kl_weight, generator=generator)
 
-    return fit(autoencoder, batch_loss, steps=steps, lr=lr, ema_decay=ema_decay, seed=seed, progress=progress,
-               desc="autoencoder")
+    return fit(autoencoder, batch_loss, steps=steps, lr=lr, ema_decay=ema_decay, grad_clip=1.0, seed=seed,
+               progress=progress, desc="autoencoder")
 
 
 @torch.no_grad()

@@ -4,28 +4,24 @@ All functions return float32 tensors of shape ``(n, 2)`` scaled to roughly unit 
 reproducible from ``seed``.
 
 The :class:`GaussianMixture` is the book's oracle. If x_0 ~ Σ_k π_k N(μ_k, Σ_k) and
-x_t = √ᾱ x_0 + √(1 − ᾱ) ε, then x_t ~ Σ_k π_k N(√ᾱ μ_k, ᾱ Σ_k + (1 − ᾱ) I) exactly, so the
-log-density, the score ∇ log q_t, the optimal ε̂ and the optimal denoiser E[x_0 | x_t] are known in
-closed form at every noise level. Later chapters test samplers and trained models against it.
-The same holds for the general noising x = s·x_0 + σ·z of the VE, VP and sub-VP SDEs
-(``log_prob_at``, ``score_at``, ``score_model(sde)``): x ~ Σ_k π_k N(s μ_k, s² Σ_k + σ² I).
+x = s·x_0 + σ·z (s = √ᾱ_t, σ = √(1 − ᾱ_t) for DDPM; s(t), σ(t) for the SDEs and flow paths), then
+x ~ Σ_k π_k N(s μ_k, s² Σ_k + σ² I) exactly, so the log-density, the score, E[x_0 | x] and E[z | x]
+are known in closed form at every noise level. ``mixture.denoiser(process)`` is that oracle as a
+:class:`~diffusion_lab.Denoiser`, the same contract as a trained network: later chapters test
+samplers and trained models against it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from sklearn.datasets import make_moons, make_swiss_roll
 
-from .broadcast import expand_like
-from .schedules import NoiseSchedule
-
-if TYPE_CHECKING:
-    from .sde import SDE
+from .denoiser import Coefficients, Denoiser, Prediction
+from .validation import check_labels, check_tensor
 
 # Fixed affine maps (not fitted per sample) so every draw lives in the same coordinates.
 _SWISS_ROLL_SCALE = 1.0 / 7.0
@@ -49,14 +45,6 @@ def moons(n: int, *, noise: float = 0.05, seed: int = 0) -> torch.Tensor:
     """scikit-learn's two interleaving half circles, centred and scaled: shape ``(n, 2)``."""
     points, _ = make_moons(_check_n(n), noise=noise, random_state=seed)
     return torch.from_numpy((points + _MOONS_SHIFT) * _MOONS_SCALE).float()
-
-
-def _alpha_bar_tensor(alpha_bar: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """ᾱ as float64 of shape (B,) (or a scalar), on x's device."""
-    alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float64, device=x.device)
-    if torch.any((alpha_bar <= 0) | (alpha_bar > 1)):
-        raise ValueError("alpha_bar must lie in (0, 1]")
-    return alpha_bar
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,112 +123,12 @@ class GaussianMixture:
             raise ValueError(f"k must be a component index in 0..{self.n_components - 1}, got {k!r}")
         return GaussianMixture(torch.ones(1, dtype=torch.float64), self.means[k:k + 1], self.covs[k:k + 1])
 
-    def class_log_posterior(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
-        """log p(y = k | x_t) for every component k, at noise level ᾱ: shape ``(B, K)``, float64.
+    # --- Exact quantities at every noise level x = s·x_0 + σ·z ----------------------------------
+    # x ~ Σ_k π_k N(s μ_k, C_k) with C_k = s² Σ_k + σ² I; s = √ᾱ_t, σ = √(1 − ᾱ_t) for DDPM.
 
-        The exact (Bayes) noise-conditional classifier: the responsibilities of the diffused mixture.
-        """
-        log_joint, _ = self._component_terms(x, alpha_bar)
-        return torch.log_softmax(log_joint, dim=1)
-
-    def conditional_eps(self, x_t: torch.Tensor, alpha_bar: float | torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The optimal class-conditional ε̂(x_t, y) = −√(1 − ᾱ) ∇ log q_t(x_t | y): shape of ``x_t``.
-
-        Args:
-            y: component labels of shape ``(B,)`` in 0..K−1.
-        """
-        _, solved = self._component_terms(x_t, alpha_bar)  # S_k⁻¹(x − m_k): (B, K, D)
-        if not isinstance(y, torch.Tensor) or y.shape != (x_t.shape[0],):
-            raise ValueError(f"y must be a tensor of labels of shape ({x_t.shape[0]},)")
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_components):
-            raise ValueError(f"labels must lie in 0..{self.n_components - 1}")
-        ab = _alpha_bar_tensor(alpha_bar, x_t)
-        chosen = solved[torch.arange(x_t.shape[0], device=x_t.device), y.long()]  # (B, D)
-        return (expand_like((1.0 - ab).sqrt(), chosen) * chosen).to(x_t.dtype)
-
-    def _noised_components(self, alpha_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Means (B|1, K, D) and covariances (B|1, K, D, D) of q_t = Σ π_k N(√ᾱ μ_k, ᾱ Σ_k + (1 − ᾱ) I)."""
-        ab = alpha_bar.reshape(-1, 1, 1)  # (B|1, 1, 1)
-        means = ab.sqrt() * self.means.to(ab.device)  # (B|1, K, D)
-        eye = torch.eye(self.dim, dtype=torch.float64, device=ab.device)
-        covs = ab.unsqueeze(-1) * self.covs.to(ab.device) + (1.0 - ab).unsqueeze(-1) * eye  # (B|1, K, D, D)
-        return means, covs
-
-    def _component_terms(self, x: torch.Tensor, alpha_bar) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-component log(π_k N(x; m_k, S_k)) (B, K) and S_k⁻¹(x − m_k) (B, K, D)."""
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
-        ab = _alpha_bar_tensor(alpha_bar, x).reshape(-1)  # (B,) or (1,)
-        x = x.double()
-        log_joint = x.new_empty(x.shape[0], self.n_components)  # (B, K)
-        solved = x.new_empty(x.shape[0], self.n_components, self.dim)  # (B, K, D)
-        # Samplers query one noise level for the whole batch: factor each distinct S_k once.
-        values, which = torch.unique(ab, return_inverse=True)
-        which = which.expand(x.shape[0]) if ab.shape[0] == 1 else which
-        for i, value in enumerate(values):
-            rows = which == i
-            means, covs = self._noised_components(value)  # (1, K, D), (1, K, D, D)
-            chol = torch.linalg.cholesky(covs[0])  # (K, D, D)
-            precision = torch.cholesky_inverse(chol)  # S_k⁻¹: (K, D, D)
-            diff = x[rows].unsqueeze(1) - means  # (b, K, D)
-            s = torch.einsum("kij,bkj->bki", precision, diff)  # S⁻¹(x − m): (b, K, D)
-            mahalanobis = (diff * s).sum(-1)  # (b, K)
-            log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (K,)
-            log_norm = -0.5 * (self.dim * math.log(2 * math.pi) + log_det)
-            log_joint[rows] = self.weights.to(x.device).log() + log_norm - 0.5 * mahalanobis
-            solved[rows] = s
-        return log_joint, solved
-
-    def log_prob(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
-        """log q_t(x) for the mixture diffused to ᾱ: shape ``(B,)``, float64."""
-        log_joint, _ = self._component_terms(x, alpha_bar)
-        return torch.logsumexp(log_joint, dim=1)
-
-    def score(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
-        """∇_x log q_t(x) = −Σ_k r_k(x) S_k⁻¹ (x − m_k), with responsibilities r_k: shape of x."""
-        log_joint, solved = self._component_terms(x, alpha_bar)
-        resp = torch.softmax(log_joint, dim=1)  # (B, K)
-        return (-(resp.unsqueeze(-1) * solved).sum(1)).to(x.dtype)
-
-    def eps(self, x_t: torch.Tensor, alpha_bar: float | torch.Tensor) -> torch.Tensor:
-        """The optimal ε̂(x_t) = E[ε | x_t] = −√(1 − ᾱ) ∇ log q_t(x_t)."""
-        ab = _alpha_bar_tensor(alpha_bar, x_t)
-        return -expand_like((1.0 - ab).sqrt(), x_t) * self.score(x_t, ab)
-
-    def denoise(self, x_t: torch.Tensor, alpha_bar: float | torch.Tensor) -> torch.Tensor:
-        """The optimal denoiser E[x_0 | x_t] = (x_t + (1 − ᾱ) ∇ log q_t(x_t)) / √ᾱ (Tweedie's formula)."""
-        ab = _alpha_bar_tensor(alpha_bar, x_t)
-        return (x_t + expand_like(1.0 - ab, x_t) * self.score(x_t, ab)) / expand_like(ab.sqrt(), x_t)
-
-    def eps_model(self, schedule: NoiseSchedule):
-        """The exact ε̂ as a model ``(x_t, t) -> ε̂`` on ``schedule``'s steps: the oracle for samplers."""
-
-        def exact_eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            alpha_bar = torch.from_numpy(np.array(schedule.alpha_bar))[t.cpu()].to(x_t.device)  # (B,)
-            return self.eps(x_t, alpha_bar)
-
-        return exact_eps
-
-    def conditional_eps_model(self, schedule: NoiseSchedule):
-        """The exact class-conditional model ``(x_t, t, y) -> ε̂``; y = None means unconditional.
-
-        The oracle counterpart of a classifier-free-guidance network (``TimeMLP(num_classes=K)``):
-        ε̂(x_t, t, k) is component k's exact ε̂, and ε̂(x_t, t, None) the mixture's.
-        """
-
-        def exact_eps(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-            alpha_bar = torch.from_numpy(np.array(schedule.alpha_bar))[t.cpu()].to(x_t.device)  # (B,)
-            if y is None:
-                return self.eps(x_t, alpha_bar)
-            return self.conditional_eps(x_t, alpha_bar, y)
-
-        return exact_eps
-
-    # --- General noising x = s·x_0 + σ·z, for the VE, VP and sub-VP SDEs ------------------------
-    # Additive to the ᾱ methods above (which are the case s = √ᾱ, σ = √(1 − ᾱ)).
-
-    def _scaled_terms(self, x: torch.Tensor, scale, std) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-component log(π_k N(x; s μ_k, s² Σ_k + σ² I)) (B, K) and S_k⁻¹(x − m_k) (B, K, D)."""
+    def _terms(self, x: torch.Tensor, scale, std) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-component log(π_k N(x; s μ_k, C_k)) ``(B, K)`` and C_k⁻¹(x − s μ_k) ``(B, K, D)``, float64."""
+        check_tensor("x", x, floating=True)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
         scale, std = _scale_std_tensors(scale, std, x)
@@ -254,9 +142,9 @@ class GaussianMixture:
         covs = (s**2).unsqueeze(-1) * self.covs.to(x.device) + var * eye  # (B|1, K, D, D)
         diff = x.double().unsqueeze(1) - means  # (B, K, D)
         chol = torch.linalg.cholesky(covs)  # (B|1, K, D, D)
-        precision = torch.cholesky_inverse(chol)  # S⁻¹: (B|1, K, D, D)
+        precision = torch.cholesky_inverse(chol)  # C⁻¹: (B|1, K, D, D)
         if precision.shape[0] == 1:  # shared by the batch: K small matrix products, not B·K solves
-            solved = torch.einsum("kde,bke->bkd", precision[0], diff)  # S⁻¹(x − m): (B, K, D)
+            solved = torch.einsum("kde,bke->bkd", precision[0], diff)  # C⁻¹(x − sμ): (B, K, D)
         else:
             solved = torch.einsum("bkde,bke->bkd", precision, diff)
         mahalanobis = (diff * solved).sum(-1)  # (B, K)
@@ -264,39 +152,83 @@ class GaussianMixture:
         log_norm = -0.5 * (self.dim * math.log(2 * math.pi) + log_det)
         return self.weights.to(x.device).log() + log_norm - 0.5 * mahalanobis, solved
 
-    def log_prob_at(self, x: torch.Tensor, scale: float | torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
-        """log p(x) for x = s·x_0 + σ·z with x_0 from the mixture and z ~ N(0, I): shape ``(B,)``, float64.
+    def log_prob(self, x: torch.Tensor, scale: float | torch.Tensor = 1.0, std: float | torch.Tensor = 0.0) -> torch.Tensor:
+        """log p(x) for x = s·x_0 + σ·z, x_0 from the mixture, z ~ N(0, I): shape ``(B,)``, float64.
 
-        The law of x is Σ_k π_k N(s μ_k, s² Σ_k + σ² I). ``scale`` (s > 0) and ``std`` (σ ≥ 0) are
-        floats or ``(B,)`` tensors; :meth:`log_prob` at ᾱ is the case s = √ᾱ, σ = √(1 − ᾱ).
+        ``scale`` (s ≥ 0) and ``std`` (σ ≥ 0, not both 0) are floats or ``(B,)`` tensors; the defaults
+        give the data density itself, and s = √ᾱ_t, σ = √(1 − ᾱ_t) give DDPM's q_t.
         """
-        log_joint, _ = self._scaled_terms(x, scale, std)
+        log_joint, _ = self._terms(x, scale, std)
         return torch.logsumexp(log_joint, dim=1)
 
-    def score_at(self, x: torch.Tensor, scale: float | torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
-        """∇_x log p(x) for x = s·x_0 + σ·z (see :meth:`log_prob_at`): shape and dtype of x."""
-        log_joint, solved = self._scaled_terms(x, scale, std)
+    def score(self, x: torch.Tensor, scale: float | torch.Tensor = 1.0, std: float | torch.Tensor = 0.0) -> torch.Tensor:
+        """∇_x log p(x) = −Σ_k r_k(x) C_k⁻¹(x − s μ_k), with responsibilities r_k: shape and dtype of x."""
+        log_joint, solved = self._terms(x, scale, std)
         resp = torch.softmax(log_joint, dim=1)  # (B, K)
         return (-(resp.unsqueeze(-1) * solved).sum(1)).to(x.dtype)
 
-    def score_model(self, sde: SDE):
-        """The exact score as a model ``(x_t, t) -> ∇ log p_t(x_t)`` for continuous t ∈ [0, 1] of ``sde``.
+    def class_log_posterior(self, x: torch.Tensor, scale: float | torch.Tensor = 1.0,
+                            std: float | torch.Tensor = 0.0) -> torch.Tensor:
+        """log p(y = k | x) for every component k at noise level (s, σ): shape ``(B, K)``, float64.
 
-        Uses the SDE's marginal x_t = s(t) x_0 + σ(t) z (:meth:`diffusion_lab.sde.SDE.marginal_mean_std`).
-        The oracle for the SDE samplers and the likelihood; differentiable in x_t.
+        The exact (Bayes) noise-conditional classifier: the responsibilities of the noised mixture.
         """
+        log_joint, _ = self._terms(x, scale, std)
+        return torch.log_softmax(log_joint, dim=1)
 
-        def exact_score(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            scale, std = sde.marginal_mean_std(t)  # (B,), (B,)
-            return self.score_at(x_t, scale, std)
+    def posterior_means(self, x: torch.Tensor, scale, std, labels: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(E[x_0 | x], E[z | x]) for x = s·x_0 + σ·z, in float64, both shaped like x.
 
-        return exact_score
+        Per component E[x_0 | x, k] = μ_k + s Σ_k C_k⁻¹(x − s μ_k) and E[z | x, k] = σ C_k⁻¹(x − s μ_k),
+        weighted by the responsibilities, or taken from component ``labels`` ``(B,)`` (label K: the
+        whole mixture). No division by s or σ, so both ends of time are fine; differentiable in x.
+        """
+        log_joint, solved = self._terms(x, scale, std)
+        weights = torch.softmax(log_joint, dim=1)  # (B, K)
+        if labels is not None:
+            labels = check_labels("labels", labels, x.shape[0], self.n_components).to(x.device)
+            pick = torch.nn.functional.one_hot(labels.clamp(max=self.n_components - 1), self.n_components).double()
+            weights = torch.where((labels < self.n_components)[:, None], pick, weights)
+        scale, std = (torch.as_tensor(v, dtype=torch.float64, device=x.device).reshape(-1, 1, 1)
+                      for v in (scale, std))
+        x0_k = self.means.to(x.device) + scale * torch.einsum("kde,bke->bkd", self.covs.to(x.device), solved)
+        eps_k = std * solved  # (B, K, D)
+        w = weights.unsqueeze(-1)  # (B, K, 1)
+        return (w * x0_k).sum(1), (w * eps_k).sum(1)
+
+    def denoiser(self, process, **options) -> Denoiser:
+        """The exact denoiser of this mixture noised by ``process``: the book's oracle, on the same
+        contract as a trained network (``options``: labels, guidance, clip as in :class:`Denoiser`)."""
+        return MixtureDenoiser(MixtureNet(self, process), process, "x0", **options)
+
+
+class MixtureNet:
+    """The mixture's exact E[x_0 | x_t, y] as a network ``(x_t, t, y) -> x̂₀`` (labels: its components)."""
+
+    def __init__(self, mixture: GaussianMixture, process) -> None:
+        self.mixture, self.process, self.num_classes = mixture, process, mixture.n_components
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        scale, std = self.process.scale_std(t)
+        return self.mixture.posterior_means(x, scale, std, y)[0].to(x.dtype)
+
+
+class MixtureDenoiser(Denoiser):
+    """A :class:`Denoiser` whose x̂₀ and ε̂ are both exact (computed in float64, neither from the other)."""
+
+    def conditional(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
+                    c: Coefficients) -> Prediction:
+        scale, std = self.process.scale_std(t)
+        x0, eps = self.net.mixture.posterior_means(x, scale, std, labels)
+        return Prediction(x, x0.to(x.dtype), eps.to(x.dtype), c)
 
 
 def _scale_std_tensors(scale, std, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(s, σ) as float64 tensors on x's device, checked: s > 0 and σ ≥ 0."""
+    """(s, σ) as float64 tensors on x's device, checked: s ≥ 0, σ ≥ 0, not both 0, finite."""
     scale = torch.as_tensor(scale, dtype=torch.float64, device=x.device)
     std = torch.as_tensor(std, dtype=torch.float64, device=x.device)
-    if torch.any(scale <= 0) or torch.any(std < 0):
-        raise ValueError("scale must be positive and std non-negative (x = scale * x_0 + std * z)")
+    if not bool(torch.isfinite(scale).all() & torch.isfinite(std).all()) or torch.any(scale < 0) or torch.any(std < 0) \
+            or torch.any((scale == 0) & (std == 0)):
+        raise ValueError("scale and std must be finite, non-negative and not both 0 (x = scale * x_0 + std * z)")
     return scale, std

@@ -5,9 +5,10 @@
     L_{t−1} = E_q KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t))             denoising matching
     L_0     = −E_q log p_θ(x_0 | x_1)                                      reconstruction
 
-The reverse step is p_θ(x_{t−1} | x_t) = N(μ_θ(x_t, t), σ_t² I) with μ_θ = μ̃_t(x_t, x̂_0(x_t, ε̂))
-(the posterior mean at the model's x̂_0, which is Ho et al.'s Eq. 11). The decoder p_θ(x_0 | x_1)
-is a Gaussian N(μ_θ(x_1, 1), σ_1² I) for continuous data, or its discretised version for data on a
+The reverse step is p_θ(x_{t−1} | x_t) = N(μ_θ(x_t, t), ω_t² I) with μ_θ = μ̃_t(x_t, x̂_0(x_t, ε̂))
+(the posterior mean at the model's x̂_0, which is Ho et al.'s Eq. 11; they write ω_t² as σ_t², which
+the book keeps for the noise std of x_t). The decoder p_θ(x_0 | x_1)
+is a Gaussian N(μ_θ(x_1, 1), ω_1² I) for continuous data, or its discretised version for data on a
 grid of bins (8-bit images; Ho et al. 2020, Eq. 13). Every function returns per-example values
 of shape ``(B,)``; the expectations over x_t are one-sample Monte Carlo estimates, so average
 over examples (and report the standard error) as the caller.
@@ -16,26 +17,24 @@ over examples (and report the standard error) as the caller.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_tensor
+from .denoiser import DenoiserBase, check_denoiser
 from .forward import q_mean_std, q_posterior, q_sample, q_step_sample, randn_like
-from .parameterization import x0_from_eps
+from .samplers.discrete import REVERSE_VARIANCES, ddpm_step
 from .schedules import NoiseSchedule
+from .validation import check_choice, check_int, check_tensor
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-REVERSE_VARIANCES = ("beta", "beta_tilde")
 DECODERS = ("gaussian", "discretized")
 
 
 def reverse_variance(schedule: NoiseSchedule, variance: str = "beta") -> np.ndarray:
-    """σ_t² of the reverse steps, shape ``(T + 1,)`` (entry 0 unused).
+    """ω_t² of the reverse steps, shape ``(T + 1,)`` (entry 0 unused).
 
-    ``"beta"``: σ_t² = β_t. ``"beta_tilde"``: σ_t² = β̃_t, except σ_1² = β̃_2 because β̃_1 = 0
+    ``"beta"``: ω_t² = β_t. ``"beta_tilde"``: ω_t² = β̃_t, except ω_1² = β̃_2 because β̃_1 = 0
     would give the decoder no width (the clipping of Ho et al.'s code, also in Nichol & Dhariwal 2021).
     """
     check_choice("reverse variance", variance, REVERSE_VARIANCES)
@@ -95,12 +94,10 @@ def discretized_gaussian_nll(
     return (-log_p).flatten(1).sum(1).to(x.dtype)
 
 
-def p_mean(eps_model: EpsFn, schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """μ_θ(x_t, t) = μ̃_t(x_t, x̂_0) with x̂_0 from the model's ε̂, i.e. (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε̂) (Ho et al. 2020, Eq. 11)."""
-    eps_hat = eps_model(x_t, t)
-    x0_hat = x0_from_eps(x_t, eps_hat, schedule.gather("alpha_bar", t, x_t))
-    mean, _ = q_posterior(schedule, x_t, x0_hat, t)
-    return mean
+def p_mean(denoiser: DenoiserBase, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """μ_θ(x_t, t) = μ̃_t(x_t, x̂_0), the posterior mean at the model's x̂_0: with an ε-network
+    (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε̂) (Ho et al. 2020, Eq. 11). It is DDPM's step without its noise."""
+    return ddpm_step(denoiser, x_t, t, t - 1, noise=False)
 
 
 def prior_term(schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
@@ -110,8 +107,7 @@ def prior_term(schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
 
 
 def denoising_term(
-    eps_model: EpsFn,
-    schedule: NoiseSchedule,
+    denoiser: DenoiserBase,
     x0: torch.Tensor,
     t: int | torch.Tensor,
     *,
@@ -124,11 +120,12 @@ def denoising_term(
     Both are isotropic Gaussians, so the KL is the scalar formula summed over coordinates; its
     expectation over x_t is the weighted ε-MSE of Ho et al. (2020), Eq. 12, plus a constant.
     """
+    schedule = _schedule(denoiser)
     t = schedule.timesteps(t, x0.shape[0], x0.device, min_t=2)
     x_t = q_sample(schedule, x0, t, noise=noise, generator=generator)
     mu_tilde, beta_tilde = q_posterior(schedule, x_t, x0, t)
     sigma2 = _sigma2(schedule, variance, t, x0)
-    return gaussian_kl(mu_tilde, beta_tilde, p_mean(eps_model, schedule, x_t, t), sigma2).flatten(1).sum(1)
+    return gaussian_kl(mu_tilde, beta_tilde, p_mean(denoiser, x_t, t), sigma2).flatten(1).sum(1)
 
 
 def _decoder_nll(
@@ -143,8 +140,7 @@ def _decoder_nll(
 
 
 def reconstruction_term(
-    eps_model: EpsFn,
-    schedule: NoiseSchedule,
+    denoiser: DenoiserBase,
     x0: torch.Tensor,
     *,
     variance: str = "beta",
@@ -155,12 +151,13 @@ def reconstruction_term(
 ) -> torch.Tensor:
     """L_0 = −log p_θ(x_0 | x_1) at one draw x_1 ~ q(x_1 | x_0): ``(B,)``.
 
-    ``decoder="gaussian"``: the density N(x_0; μ_θ(x_1, 1), σ_1² I), for continuous data.
+    ``decoder="gaussian"``: the density N(x_0; μ_θ(x_1, 1), ω_1² I), for continuous data.
     ``decoder="discretized"``: the probability of x_0's bin of width ``bin_width`` on [−1, 1].
     """
+    schedule = _schedule(denoiser)
     t = schedule.timesteps(1, x0.shape[0], x0.device)
     x_1 = q_sample(schedule, x0, t, noise=noise, generator=generator)
-    return _decoder_nll(x0, p_mean(eps_model, schedule, x_1, t), _sigma2(schedule, variance, t, x0), decoder, bin_width)
+    return _decoder_nll(x0, p_mean(denoiser, x_1, t), _sigma2(schedule, variance, t, x0), decoder, bin_width)
 
 
 @dataclass(frozen=True)
@@ -187,8 +184,7 @@ class ElboTerms:
 
 @torch.no_grad()
 def elbo_terms(
-    eps_model: EpsFn,
-    schedule: NoiseSchedule,
+    denoiser: DenoiserBase,
     x0: torch.Tensor,
     *,
     variance: str = "beta",
@@ -198,22 +194,21 @@ def elbo_terms(
 ) -> ElboTerms:
     """Every term L_0, ..., L_T of the bound for each example of ``x0`` (one x_t draw per term).
 
-    Costs T calls of ``eps_model`` on the whole batch; the model is called with every example
-    at the same step t, so a model may use ``t[0]``.
+    Costs T calls of the denoiser on the whole batch, every example at the same step t.
     """
-    check_tensor("x0", x0)
-    rows = [reconstruction_term(eps_model, schedule, x0, variance=variance, decoder=decoder,
-                                bin_width=bin_width, generator=generator)]
+    check_tensor("x0", x0, floating=True, ndim_min=2)
+    schedule = _schedule(denoiser)
+    rows = [reconstruction_term(denoiser, x0, variance=variance, decoder=decoder, bin_width=bin_width,
+                                generator=generator)]
     for step in range(2, schedule.T + 1):
-        rows.append(denoising_term(eps_model, schedule, x0, step, variance=variance, generator=generator))
+        rows.append(denoising_term(denoiser, x0, step, variance=variance, generator=generator))
     rows.append(prior_term(schedule, x0))
     return ElboTerms(torch.stack(rows))  # (T + 1, B)
 
 
 @torch.no_grad()
 def direct_bound(
-    eps_model: EpsFn,
-    schedule: NoiseSchedule,
+    denoiser: DenoiserBase,
     x0: torch.Tensor,
     *,
     variance: str = "beta",
@@ -227,7 +222,8 @@ def direct_bound(
     (Σ_t log q(x_t | x_{t−1})), the prior N(0, I), the reverse steps and the decoder; none of the
     decomposition into KL terms. Its expectation equals that of :func:`elbo_terms`' total.
     """
-    check_tensor("x0", x0)
+    check_tensor("x0", x0, floating=True, ndim_min=2)
+    schedule = _schedule(denoiser)
     B = x0.shape[0]
     log_q = torch.zeros(B, dtype=x0.dtype, device=x0.device)
     log_p = torch.zeros_like(log_q)
@@ -239,7 +235,7 @@ def direct_bound(
         # Forward step: log N(x_t; √α_t x_{t−1}, β_t I).
         log_q -= gaussian_nll(x_t, schedule.gather("alpha", t, x0).sqrt() * x_prev, schedule.gather("beta", t, x0))
         # Reverse step (the decoder at t = 1).
-        mean = p_mean(eps_model, schedule, x_t, t)
+        mean = p_mean(denoiser, x_t, t)
         sigma2 = _sigma2(schedule, variance, t, x0)
         if step == 1:
             log_p -= _decoder_nll(x0, mean, sigma2, decoder, bin_width)
@@ -253,6 +249,12 @@ def direct_bound(
 
 def bits_per_dim(nats: torch.Tensor, dims: int) -> torch.Tensor:
     """Convert per-example nats (e.g. the bound L on −log p) to bits per dimension: nats / (D ln 2)."""
-    if dims < 1:
-        raise ValueError(f"dims must be a positive integer, got {dims}")
-    return nats / (dims * math.log(2.0))
+    return nats / (check_int("dims", dims, 1) * math.log(2.0))
+
+
+def _schedule(denoiser: DenoiserBase) -> NoiseSchedule:
+    """The bound is DDPM's, on a discrete schedule."""
+    process = check_denoiser(denoiser).process
+    if not isinstance(process, NoiseSchedule):
+        raise ValueError(f"the variational bound of DDPM needs a denoiser on a discrete schedule, got {process!r}")
+    return process

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from ._validation import check_choice
+from .validation import check_choice
 
 DATASETS = ("digits8", "mnist", "fashion-mnist", "cifar10")
 SPLITS = ("train", "test")

@@ -35,10 +35,11 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validation import check_choice
-from .ema import EMA
+from .validation import check_choice
 from .image_data import DATASETS, IMAGE_SHAPES, load_images
-from .losses import ddpm_loss
+from .denoiser import Denoiser
+from .fitting import EMA
+from .losses import diffusion_loss
 from .pretrained import save_checkpoint
 from .schedules import SCHEDULES, make_schedule
 from .unet import MODEL_SIZES, UNet, unet_config
@@ -203,6 +204,7 @@ def train_images(config: ImageTrainConfig, *, stop_after: int | None = None) -> 
     if config.compile and cuda:
         net = torch.compile(net)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    training_denoiser = Denoiser(net, schedule)  # ε-prediction on the schedule; labels go in per batch
 
     def save(step: int) -> None:
         if rank == 0:
@@ -241,7 +243,7 @@ def train_images(config: ImageTrainConfig, *, stop_after: int | None = None) -> 
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(config, step)
             with autocast:
-                loss = ddpm_loss(lambda x, t: net(x, t, y), schedule, x0, generator=generator).mean()
+                loss = diffusion_loss(training_denoiser, x0, labels=y, generator=generator).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:

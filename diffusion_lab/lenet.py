@@ -1,21 +1,19 @@
 """A small LeNet-like classifier (LeCun et al. 1998) for judging generated digits.
 
 It serves twice: its penultimate features define the Fréchet LeNet distance
-(:func:`~diffusion_lab.sample_quality.fld`), and its predictions check that class-conditional
+(:func:`~diffusion_lab.fld`), and its predictions check that class-conditional
 samples show the requested class.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ._validation import check_tensor
+from .fitting import fit, minibatch
+from .validation import check_float, check_int, check_labels, check_tensor
 
 
 class LeNet(nn.Module):
@@ -49,9 +47,9 @@ class LeNet(nn.Module):
 
 
 def train_lenet(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int = 2000,
-                     batch_size: int = 128, lr: float = 2e-3, noise_std: float = 0.0, seed: int = 0,
-                     progress: bool = True) -> np.ndarray:
-    """Train ``model`` in place with cross-entropy and Adam (cosine learning-rate decay).
+                batch_size: int = 128, lr: float = 2e-3, noise_std: float = 0.0, seed: int = 0,
+                progress: bool = True) -> np.ndarray:
+    """Train ``model`` in place with cross-entropy (:func:`~diffusion_lab.fit`: Adam, cosine decay).
 
     Args:
         images: ``(N, C, H, W)`` in [−1, 1]; labels: long ``(N,)``.
@@ -61,25 +59,24 @@ def train_lenet(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
     Returns:
         Per-step training loss, shape ``(steps,)``.
     """
-    check_tensor("images", images)
+    check_tensor("images", images, floating=True, finite=True)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    labels = check_labels("labels", labels, images.shape[0], model.head.out_features, allow_null=False)
+    noise_std = check_float("noise_std", noise_std, 0.0)
+    batch_size = check_int("batch_size", batch_size, 1)
     device = next(model.parameters()).device
     images, labels = images.to(device), labels.to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-    losses = np.empty(steps)
-    for step in tqdm(range(steps), disable=not progress, mininterval=1.0, desc="classifier"):
-        idx = torch.randint(0, images.shape[0], (batch_size,), generator=generator, device=device)
-        x = images[idx]
+
+    def batch_loss(generator: torch.Generator) -> torch.Tensor:
+        x, y = minibatch(images, batch_size, generator, labels)
         if noise_std > 0:
             x = x + noise_std * torch.randn(x.shape, generator=generator, device=device)
-        loss = F.cross_entropy(model(x), labels[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        cosine.step()
-        losses[step] = loss.item()
-    return losses
+        return F.cross_entropy(model(x), y, reduction="none")
+
+    # No weight average is wanted for the judge: it is the trained model itself (decay 0).
+    return fit(model, batch_loss, steps=steps, lr=lr, ema_decay=0.0, seed=seed, progress=progress,
+               desc="classifier").loss_history
 
 
 @torch.no_grad()

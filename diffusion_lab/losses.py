@@ -2,50 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
+import torch.nn.functional as F
 
-from ._validation import check_tensor
+from .denoiser import Coefficients, DenoiserBase, training_target
 from .forward import q_sample, randn_like
-from .parameterization import training_target
-from .schedules import NoiseSchedule
+from .validation import check_int, check_labels, check_tensor
 
 
-def ddpm_loss(
-    model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    schedule: NoiseSchedule,
-    x0: torch.Tensor,
-    *,
-    parameterization: str = "eps",
-    t: int | torch.Tensor | None = None,
-    noise: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """The simplified DDPM loss ‖target − model(x_t, t)‖², averaged over each example's dimensions.
+def diffusion_loss(denoiser: DenoiserBase, x0: torch.Tensor, *, t: int | float | torch.Tensor | None = None,
+                   noise: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """‖net(x_t, t) − target‖², averaged over each example's dimensions: shape ``(B,)``.
 
-    With ``parameterization="eps"`` this is L_simple (Ho et al. 2020, Eq. 14, Algorithm 1):
-    t ~ Uniform{1..T}, ε ~ N(0, I), x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, target ε. With ``"x0"``,
-    ``"v"`` or ``"score"`` the network regresses that target instead, which reweights the terms over t.
+    With a network that predicts ε this is L_simple (Ho et al. 2020, Eq. 14, Algorithm 1): t drawn
+    by the process (uniform steps 1..T for a schedule, U(t_end, 1) in continuous time), ε ~ N(0, I),
+    x_t = s x_0 + σ ε, target ε. A network predicting x₀, v, the score or the velocity regresses that
+    target instead (:func:`~diffusion_lab.denoiser.training_target`), which reweights the terms over t;
+    with a flow path and ``predicts="velocity"`` this is conditional flow matching (Lipman et al. 2023,
+    Eq. 9; Liu et al. 2023, Eq. 1 for the linear path, target ε − x_0).
 
     Args:
+        denoiser: the :class:`~diffusion_lab.Denoiser` being trained (its network, process, parameterization).
         x0: clean data, shape ``(B, ...)``.
-        t: steps to use (default: uniform draws from ``generator``).
-        noise: the ε to use (default: drawn from ``generator``).
-
-    Returns:
-        Tensor of shape ``(B,)``.
+        t: times to use (default: drawn from ``generator``).
+        noise: the ε to use (default: drawn from ``generator``); a fixed coupling for reflow.
+        labels: class labels ``(B,)`` for a class-conditional network (the null label K allowed).
     """
-    check_tensor("x0", x0)
-    batch = x0.shape[0]
+    check_tensor("x0", x0, floating=True, ndim_min=2)
+    process = denoiser.process
     if t is None:
-        t = torch.randint(1, schedule.T + 1, (batch,), generator=generator, device=x0.device)
-    t = schedule.timesteps(t, batch, x0.device)
+        t = process.sample_time(x0.shape[0], generator, x0.device)
+    t = process.check_time(t, x0, **({"min_t": 1} if process.discrete else {}))
     if noise is None:
         noise = randn_like(x0, generator)
-    x_t = q_sample(schedule, x0, t, noise=noise)
-    target = training_target(parameterization, x0, noise, schedule.gather("alpha_bar", t, x0))
-    output = model(x_t, t)
-    if output.shape != x0.shape:
-        raise ValueError(f"the model must return a tensor shaped like x, {tuple(x0.shape)}, got {tuple(output.shape)}")
-    return (output - target).pow(2).flatten(1).mean(1)  # (B,)
+    x_t = q_sample(process, x0, t, noise=noise)
+    c = Coefficients.at(process, t, x0, derivatives=denoiser.predicts == "velocity")
+    if labels is not None and denoiser.num_classes is not None:  # (a wrapped network, e.g. DDP, checks its own)
+        labels = check_labels("labels", labels, x0.shape[0], denoiser.num_classes)
+    target = training_target(denoiser.predicts, x0, noise, c)
+    return (denoiser.raw(x_t, t, labels) - target).pow(2).flatten(1).mean(1)  # (B,)
+
+
+def classifier_loss(classifier: torch.nn.Module, process, x0: torch.Tensor, y: torch.Tensor, *,
+                    max_t: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Cross-entropy of a noise-conditional ``classifier(x_t, t)`` on x_t ~ q(x_t | x_0), t ~ Uniform{1..max_t}: ``(B,)``.
+
+    ``max_t`` defaults to T; ``max_t=1`` trains an (almost) clean-data classifier (Dhariwal & Nichol 2021, Sec. 4).
+    """
+    max_t = process.T if max_t is None else check_int("max_t", max_t, 1, process.T)
+    t = torch.randint(1, max_t + 1, (x0.shape[0],), generator=generator, device=x0.device)
+    x_t = q_sample(process, x0, t, generator=generator)
+    return F.cross_entropy(classifier(x_t, t), y, reduction="none")  # (B,)

@@ -8,7 +8,11 @@ damaged or substituted file is refused with a clear error and no code inside a f
 
     >>> import diffusion_lab as dl
     >>> loaded = dl.pretrained.load("digits8-unet")
-    >>> loaded.model, loaded.schedule, loaded.info["dataset"]
+    >>> loaded.model, loaded.denoiser, loaded.info["dataset"]
+
+A diffusion or flow checkpoint comes back with its :class:`~diffusion_lab.Denoiser`, built from the
+stored ``info`` (the schedule or path, what the network predicts, the time scale); image models
+clip x̂₀ to the data range [−1, 1], as DDPM's reference sampler does.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._validation import check_choice
 from .autoencoder import Autoencoder
+from .denoiser import Denoiser
 from .lenet import LeNet
 from .mlp import TimeMLP
-from .schedules import NoiseSchedule, make_schedule
+from .processes import linear_path, vp_path
+from .schedules import make_schedule
 from .unet import UNet
+from .validation import check_choice, check_device
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 KINDS = {"unet": UNet, "lenet": LeNet, "timemlp": TimeMLP, "autoencoder": Autoencoder}
@@ -72,7 +78,7 @@ REGISTRY: dict[str, Entry] = {
     "swiss-diffusion": Entry("swiss_diffusion.pt", "f6ef7c4826189aa9909eb03a3337d4bed552a72df96dc94327da74fcffa27832",
         "TimeMLP eps-model on the swiss roll (cosine, T = 1000): teacher for distillation"),
     "swiss-flow": Entry("swiss_flow.pt", "20aedba6327cb857d793da1038772a8ef37c16b660e42adbcee26b7f06cf5d17",
-        "TimeMLP velocity model on the swiss roll (flow matching, linear path; wrap in ContinuousTime)"),
+        "TimeMLP velocity model on the swiss roll (flow matching, linear path, times scaled by 1000)"),
     "swiss-distilled-8": Entry("swiss_distilled_8.pt", "8352898a668c161800b682a90133518b12305107c42d914ddb89d608df54f139",
         "swiss-roll student of progressive distillation: DDIM in 8 step(s), v-prediction"),
     "swiss-distilled-4": Entry("swiss_distilled_4.pt", "d04c602865f769ea309ac9dd26a92a101fb00b493a8cfd6bcd17f8e5ce71bdd9",
@@ -90,12 +96,27 @@ class ChecksumError(RuntimeError):
 
 @dataclass
 class Loaded:
-    """What :func:`load` returns: the model (float32, eval mode), its noise schedule (None for a
-    classifier) and the ``info`` stored with it."""
+    """What :func:`load` returns: the model (float32, eval mode), its denoiser (None for a classifier
+    or an autoencoder) and the ``info`` stored with it."""
 
     model: nn.Module
-    schedule: NoiseSchedule | None
+    denoiser: Denoiser | None
     info: dict
+
+
+PATHS = {"linear": linear_path, "vp": vp_path}
+
+
+def denoiser_from_info(model: nn.Module, kind: str, info: dict) -> Denoiser | None:
+    """The denoiser a checkpoint's ``info`` describes: its schedule (or flow path), parameterization and time scale."""
+    if "schedule" in info:
+        process, predicts = make_schedule(info["schedule"], info["T"]), info.get("parameterization", "eps")
+    elif "path" in info:
+        process, predicts = PATHS[check_choice("flow path", info["path"], PATHS)](), "velocity"
+    else:
+        return None
+    clip = 1.0 if kind == "unet" else None  # image data live in [−1, 1]
+    return Denoiser(model, process, predicts, clip=clip, time_scale=info.get("time_scale", 1.0))
 
 
 def sha256_of(path: str | Path) -> str:
@@ -115,6 +136,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, kind: str, config: di
 def load_checkpoint(path: str | Path, *, sha256: str | None = None, device: torch.device | str = "cpu") -> Loaded:
     """Load a checkpoint file written by :func:`save_checkpoint`, verifying ``sha256`` when given."""
     path = Path(path)
+    device = check_device(device)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if sha256 is not None:
@@ -133,9 +155,7 @@ def load_checkpoint(path: str | Path, *, sha256: str | None = None, device: torc
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     model = model.to(device).eval()
     info = dict(blob["info"])
-    # Diffusion models store their discrete schedule; classifiers, autoencoders and flow models do not.
-    schedule = make_schedule(info["schedule"], info["T"]) if "schedule" in info else None
-    return Loaded(model, schedule, info)
+    return Loaded(model, denoiser_from_info(model, kind, info), info)
 
 
 def available() -> dict[str, str]:

@@ -24,13 +24,15 @@ to the data's dtype and device only at use, by :meth:`NoiseSchedule.gather`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import torch
 
-from ._validation import check_choice
+from .spacing import sampling_steps
+from .validation import check_choice, check_int
 from .broadcast import expand_like
 
 SCHEDULES = ("linear", "cosine", "sigmoid")
@@ -41,14 +43,6 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64)
     a.setflags(write=False)
     return a
-
-
-def _check_T(T: object) -> int:
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
-        raise TypeError(f"T (the number of diffusion steps) must be an integer >= 1, got {T!r}")
-    if T < 1:
-        raise ValueError(f"T (the number of diffusion steps) must be an integer >= 1, got {T}")
-    return int(T)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,11 +119,7 @@ class NoiseSchedule:
         ``t`` may be an int (used for every example) or an integer tensor of shape ``(batch_size,)``.
         Valid steps are ``min_t, ..., T``; anything else raises a ``ValueError`` naming the range.
         """
-        if isinstance(t, bool):
-            raise TypeError(f"t must be an integer step in {min_t}..{self.T} or a tensor of them, got {t!r}")
-        if isinstance(t, (int, np.integer)):
-            t = torch.full((batch_size,), int(t), dtype=torch.long, device=device)
-        elif isinstance(t, torch.Tensor):
+        if isinstance(t, torch.Tensor):
             if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
                 raise TypeError(f"t must hold integer steps in {min_t}..{self.T}, got dtype {t.dtype}")
             if t.ndim == 0:
@@ -140,13 +130,43 @@ class NoiseSchedule:
                 raise ValueError(f"t is on {t.device} but the data is on {device}; move t to the data's device")
             t = t.long()
         else:
-            raise TypeError(
-                f"t must be an integer step in {min_t}..{self.T} or a tensor of them, got {type(t).__name__}"
-            )
+            t = torch.full((batch_size,), check_int("t", t), dtype=torch.long, device=device)
         if t.numel() and (int(t.min()) < min_t or int(t.max()) > self.T):
             bad = int(t.min()) if int(t.min()) < min_t else int(t.max())
             raise ValueError(f"t = {bad} is outside the valid steps {min_t}..{self.T} of this schedule (T = {self.T})")
         return t
+
+    # --- The noise-process interface shared with SDEs and flow paths (see diffusion_lab.processes) ---
+
+    discrete = True  # time is an integer step
+    prior_std = 1.0  # ᾱ_T ≈ 0: sampling starts from N(0, I)
+
+    def check_time(self, t: int | torch.Tensor, x: torch.Tensor, *, min_t: int = 0) -> torch.Tensor:
+        """Steps ``t`` validated for data ``x``: a long tensor ``(B,)`` in ``min_t..T``."""
+        return self.timesteps(t, x.shape[0], x.device, min_t=min_t)
+
+    def sample_time(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
+        """n training steps t ~ Uniform{1..T} (Ho et al. 2020, Algorithm 1): long ``(n,)``."""
+        return torch.randint(1, self.T + 1, (n,), generator=generator, device=device)
+
+    def scale_std(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, σ) = (√ᾱ_t, √(1 − ᾱ_t)) at long steps ``t``: float64 tensors shaped like t."""
+        alpha_bar = torch.from_numpy(np.array(self.alpha_bar))[t.cpu()].to(t.device)
+        return alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
+
+    def scale_std_derivative(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise ValueError("a discrete schedule has no time derivatives, so no velocity; use a continuous-time "
+                         "process (a VPSDE or a GaussianPath) for flows and the probability-flow ODE in t")
+
+    def time_grid(self, steps: int | Sequence[int] | None = None, *, start: int | None = None,
+                  spacing: str = "uniform") -> torch.Tensor:
+        """The steps a sampler visits, from ``start`` (default T) down to 0: long tensor ``(S + 1,)``.
+
+        ``steps`` is None (every step), an int S, or an explicit increasing sequence (see
+        :func:`sampling_steps`); the grid is τ_S > ... > τ_1 > 0.
+        """
+        taus = sampling_steps(self, self.T if steps is None else steps, spacing, start=start)
+        return torch.tensor(taus[::-1] + (0,), dtype=torch.long)
 
     def gather(self, quantity: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """Look up a schedule quantity at steps ``t`` and broadcast it against ``like``.
@@ -160,11 +180,12 @@ class NoiseSchedule:
             Tensor of shape ``(B, 1, ..., 1)``: float64 values cast at use.
         """
         check_choice("schedule quantity", quantity, QUANTITIES)
+        t = self.timesteps(t, t.shape[0] if isinstance(t, torch.Tensor) and t.ndim else 1, like.device, min_t=0)
         values = torch.from_numpy(np.array(getattr(self, quantity)))[t.cpu()]  # (B,) float64
         return expand_like(values, like)
 
     def __repr__(self) -> str:
-        return f"NoiseSchedule(name={self.name!r}, T={self.T}, alpha_bar_T={self.alpha_bar[-1]:.3g})"
+        return f"NoiseSchedule(name={self.name!r}, T={self.T})"
 
 
 def _check_betas_in_unit_interval(betas: np.ndarray) -> None:
@@ -201,7 +222,7 @@ def linear_schedule(T: int = 1000, beta_start: float | None = None, beta_end: fl
 
     When the range is not given, DDPM's range is scaled by 1000 / T.
     """
-    T = _check_T(T)
+    T = check_int("T (the number of diffusion steps)", T, 1)
     beta_start, beta_end = _default_beta_range(T, beta_start, beta_end)
     return from_betas(np.linspace(beta_start, beta_end, T), name="linear")
 
@@ -212,7 +233,7 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
     β_t = 1 − ᾱ_t / ᾱ_{t−1} is clipped to ``max_beta`` = 0.999, as in the paper, to avoid the
     singularity at t = T.
     """
-    T = _check_T(T)
+    T = check_int("T (the number of diffusion steps)", T, 1)
     if not 0.0 < max_beta < 1.0:
         raise ValueError(f"max_beta must lie in (0, 1), got {max_beta:g}")
     steps = np.arange(T + 1, dtype=np.float64) / T
@@ -227,10 +248,11 @@ def sigmoid_schedule(
 ) -> NoiseSchedule:
     """β_t = β_start + (β_end − β_start) · sigmoid(u_t), u_t evenly spaced on [−steepness, steepness].
 
-    The sigmoid β schedule of GeoDiff (Xu et al. 2022). Small steps at both ends, most noise in the
-    middle. Default range as in :func:`linear_schedule`.
+    The sigmoid β schedule of GeoDiff (Xu et al. 2022). β_t rises monotonically from β_start to
+    β_end; its *increments* are largest in the middle (flat at both ends, steepest at t = T/2).
+    Default range as in :func:`linear_schedule`.
     """
-    T = _check_T(T)
+    T = check_int("T (the number of diffusion steps)", T, 1)
     beta_start, beta_end = _default_beta_range(T, beta_start, beta_end)
     u = np.linspace(-steepness, steepness, T)
     return from_betas(beta_start + (beta_end - beta_start) / (1.0 + np.exp(-u)), name="sigmoid")
@@ -243,3 +265,4 @@ def make_schedule(name: str, T: int = 1000, **kwargs) -> NoiseSchedule:
     """Build a schedule by name: ``linear``, ``cosine`` or ``sigmoid`` (keyword arguments pass through)."""
     check_choice("schedule", name, SCHEDULES)
     return _BUILDERS[name](T, **kwargs)
+

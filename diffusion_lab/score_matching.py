@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._validation import check_choice, check_tensor
+from .validation import check_choice, check_tensor
 from .broadcast import expand_like
 from .forward import randn_like
 

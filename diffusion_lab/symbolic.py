@@ -22,7 +22,8 @@ coordinate, and log-densities and KL divergences are sums of D copies of the sca
 ``alpha_bar_prev``     ᾱ_{t−1}       ∏_{s<t} α_s
 ``alpha_bar``          ᾱ_t           α_t ᾱ_{t−1} (an expression, not a free symbol)
 ``beta``               β_t           1 − α_t (an expression)
-``sigma2``             σ_t²          variance of the reverse step p_θ(x_{t−1} | x_t)
+``omega2``             ω_t²          variance of the reverse step p_θ(x_{t−1} | x_t) (Ho et al.: σ_t²)
+``sigma_data2``        σ_data²       variance of Gaussian data x_0 ~ N(0, σ_data²)
 =====================  ============  ================================================
 """
 
@@ -63,15 +64,16 @@ class _Symbols:
     eps_hat: sp.Symbol = sp.Symbol(r"\hat\epsilon", real=True)
     alpha: sp.Symbol = sp.Symbol(r"\alpha_t", positive=True)
     alpha_bar_prev: sp.Symbol = sp.Symbol(r"\bar\alpha_{t-1}", positive=True)
-    sigma2: sp.Symbol = sp.Symbol(r"\sigma_t^2", positive=True)
+    omega2: sp.Symbol = sp.Symbol(r"\omega_t^2", positive=True)
+    sigma_data2: sp.Symbol = sp.Symbol(r"\sigma_{\mathrm{data}}^2", nonnegative=True)
     # Shorthands of the papers: β_t = 1 − α_t and ᾱ_t = α_t ᾱ_{t−1}; `expand` removes them.
     beta: sp.Symbol = sp.Symbol(r"\beta_t", positive=True)
     alpha_bar: sp.Symbol = sp.Symbol(r"\bar\alpha_t", positive=True)
-    # Two generic Gaussians for the KL divergence.
+    # Two generic Gaussians N(μ₁, v₁), N(μ₂, v₂) for the KL divergence (v: variances).
     m1: sp.Symbol = sp.Symbol(r"\mu_1", real=True)
     m2: sp.Symbol = sp.Symbol(r"\mu_2", real=True)
-    v1: sp.Symbol = sp.Symbol(r"\sigma_1^2", positive=True)
-    v2: sp.Symbol = sp.Symbol(r"\sigma_2^2", positive=True)
+    v1: sp.Symbol = sp.Symbol("v_1", positive=True)
+    v2: sp.Symbol = sp.Symbol("v_2", positive=True)
     x: sp.Symbol = sp.Symbol("x", real=True)
 
     def expand(self, expr: sp.Expr) -> sp.Expr:
@@ -232,7 +234,7 @@ MU_TILDE = (sp.sqrt(S.alpha_bar_prev) * S.beta / (1 - S.alpha_bar) * S.x0
             + sp.sqrt(S.alpha) * (1 - S.alpha_bar_prev) / (1 - S.alpha_bar) * S.x_t)
 BETA_TILDE = (1 - S.alpha_bar_prev) / (1 - S.alpha_bar) * S.beta
 MU_TILDE_EPS = (S.x_t - S.beta / sp.sqrt(1 - S.alpha_bar) * S.eps) / sp.sqrt(S.alpha)
-EPS_WEIGHT = S.beta**2 / (2 * S.sigma2 * S.alpha * (1 - S.alpha_bar))
+EPS_WEIGHT = S.beta**2 / (2 * S.omega2 * S.alpha * (1 - S.alpha_bar))
 
 
 def _bayes_residuals(mu_tilde: sp.Expr, beta_tilde: sp.Expr) -> dict[str, sp.Expr]:
@@ -342,17 +344,17 @@ GAUSSIAN_KL = (sp.log(S.v2 / S.v1) + (S.v1 + (S.m1 - S.m2) ** 2) / S.v2 - 1) / 2
 
 @lru_cache(maxsize=None)
 def derive_gaussian_kl() -> Derivation:
-    """KL(N(μ₁, σ₁²) ‖ N(μ₂, σ₂²)) = ½[log(σ₂²/σ₁²) + (σ₁² + (μ₁ − μ₂)²)/σ₂² − 1], one coordinate.
+    """KL(N(μ₁, v₁) ‖ N(μ₂, v₂)) = ½[log(v₂/v₁) + (v₁ + (μ₁ − μ₂)²)/v₂ − 1], one coordinate (v: variances).
 
-    The log-ratio is a quadratic in x, so its expectation under N(μ₁, σ₁²) needs only
-    E[x] = μ₁ and E[x²] = σ₁² + μ₁²; a last check integrates it against the density.
+    The log-ratio is a quadratic in x, so its expectation under N(μ₁, v₁) needs only
+    E[x] = μ₁ and E[x²] = v₁ + μ₁²; a last check integrates it against the density.
     """
     x, m1, m2, v1, v2 = S.x, S.m1, S.m2, S.v1, S.v2
     log_ratio = sp.expand(sp.expand_log(gaussian_log_density(x, m1, v1) - gaussian_log_density(x, m2, v2), force=True))
     poly = sp.Poly(log_ratio, x)
     expectation = sp.expand(poly.coeff_monomial(x**2) * (v1 + m1**2) + poly.coeff_monomial(x) * m1
                             + poly.coeff_monomial(1))
-    # Integrate with μ₁ = 0, σ₁² = 1 (a shift and scale of x reduce the general case to it).
+    # Integrate with μ₁ = 0, v₁ = 1 (a shift and scale of x reduce the general case to it).
     density = sp.exp(-x**2 / 2) / sp.sqrt(2 * sp.pi)
     integral = sp.integrate(density * log_ratio.subs({m1: 0, v1: 1}), (x, -sp.oo, sp.oo))
     checks = {
@@ -361,17 +363,17 @@ def derive_gaussian_kl() -> Derivation:
     }
     steps = (
         ("The log-ratio of the two densities is a quadratic in x:",
-         sp.Eq(sp.Symbol(r"\log\frac{\mathcal{N}(x;\mu_1,\sigma_1^2)}{\mathcal{N}(x;\mu_2,\sigma_2^2)}"), log_ratio)),
-        ("Its expectation under N(μ₁, σ₁²), with E[x] = μ₁ and E[x²] = σ₁² + μ₁², rearranges to",
+         sp.Eq(sp.Symbol(r"\log\frac{\mathcal{N}(x;\mu_1,v_1)}{\mathcal{N}(x;\mu_2,v_2)}"), log_ratio)),
+        ("Its expectation under N(μ₁, v₁), with E[x] = μ₁ and E[x²] = v₁ + μ₁², rearranges to",
          sp.Eq(sp.Symbol(r"\mathrm{KL}"), GAUSSIAN_KL)),
-        ("Checks, by moments and by integrating at μ₁ = 0, σ₁² = 1 (residuals):",
+        ("Checks, by moments and by integrating at μ₁ = 0, v₁ = 1 (residuals):",
          sp.Tuple(checks["moments"], checks["integral"])),
     )
     return Derivation("The KL divergence between two Gaussians", steps, {"kl": expectation}, checks)
 
 
 def check_gaussian_kl(candidate: sp.Expr) -> Check:
-    """Check a claimed KL(N(μ₁, σ₁²) ‖ N(μ₂, σ₂²)) written in ``S.m1, S.v1, S.m2, S.v2``."""
+    """Check a claimed KL(N(μ₁, v₁) ‖ N(μ₂, v₂)) written in ``S.m1, S.v1, S.m2, S.v2`` (v: variances)."""
     derived = derive_gaussian_kl().result
     residual = sp.simplify(sp.expand_log(derived["kl"] - sp.sympify(candidate), force=True))
     return Check(residual == 0, {"kl": residual})
@@ -379,16 +381,17 @@ def check_gaussian_kl(candidate: sp.Expr) -> Check:
 
 @lru_cache(maxsize=None)
 def derive_denoising_kl() -> Derivation:
-    """L_{t−1} = KL(N(μ̃_t, β̃_t) ‖ N(μ_θ, σ_t²)) as a constant plus a weighted ε-MSE (Ho et al. 2020, Eq. 12).
+    """L_{t−1} = KL(N(μ̃_t, β̃_t) ‖ N(μ_θ, ω_t²)) as a constant plus a weighted ε-MSE (Ho et al. 2020, Eq. 12).
 
-    With μ_θ in the same ε form as μ̃_t but with ε̂ for ε, the mean term is
-    β_t²/(2σ_t² α_t (1 − ᾱ_t)) · (ε − ε̂)²; the rest depends only on β̃_t and σ_t² (no θ).
+    ω_t² is the reverse-step variance (Ho et al. write σ_t²). With μ_θ in the same ε form as μ̃_t but
+    with ε̂ for ε, the mean term is β_t²/(2ω_t² α_t (1 − ᾱ_t)) · (ε − ε̂)²; the rest depends only on
+    β̃_t and ω_t² (no θ).
     Results: ``weight`` and ``constant``.
     """
     kl = derive_gaussian_kl().result["kl"]
     beta_tilde = sp.Symbol(r"\tilde\beta_t", positive=True)
     mu_theta = MU_TILDE_EPS.subs(S.eps, S.eps_hat)
-    term = kl.subs({S.m1: MU_TILDE_EPS, S.m2: mu_theta, S.v1: beta_tilde, S.v2: S.sigma2})
+    term = kl.subs({S.m1: MU_TILDE_EPS, S.m2: mu_theta, S.v1: beta_tilde, S.v2: S.omega2})
     constant = sp.simplify(term.subs(S.eps_hat, S.eps))
     weight = sp.factor(sp.simplify(S.expand(term - constant) / (S.eps - S.eps_hat) ** 2))
     checks = {
@@ -400,9 +403,9 @@ def derive_denoising_kl() -> Derivation:
          sp.Eq(sp.Symbol(r"\mu_\theta"), mu_theta)),
         ("The difference of the means: the x_t terms cancel.",
          sp.Eq(sp.Symbol(r"\tilde\mu_t") - sp.Symbol(r"\mu_\theta"), sp.factor(MU_TILDE_EPS - mu_theta))),
-        ("The Gaussian KL with variances β̃_t and σ_t²: the part that does not depend on θ ...",
+        ("The Gaussian KL with variances β̃_t and ω_t²: the part that does not depend on θ ...",
          sp.Eq(sp.Symbol("C_t"), constant)),
-        ("... and the part that does, (μ̃_t − μ_θ)²/(2σ_t²) = w_t (ε − ε̂)², with weight (in free symbols)",
+        ("... and the part that does, (μ̃_t − μ_θ)²/(2ω_t²) = w_t (ε − ε̂)², with weight (in free symbols)",
          sp.Eq(sp.Symbol("w_t"), weight)),
         ("that is, in the paper's shorthands (residuals of both checks: "
          f"{checks['decomposition']}, {checks['weight']}):", sp.Eq(sp.Symbol("w_t"), EPS_WEIGHT)),
@@ -411,7 +414,7 @@ def derive_denoising_kl() -> Derivation:
 
 
 def check_eps_weight(candidate: sp.Expr) -> Check:
-    """Check a claimed weight of (ε − ε̂)² in L_{t−1} (an expression in α_t, ᾱ_t, β_t, σ_t²)."""
+    """Check a claimed weight of (ε − ε̂)² in L_{t−1} (an expression in α_t, ᾱ_t, β_t, ω_t²)."""
     return check({"weight": derive_denoising_kl().result["weight"]}, {"weight": candidate})
 
 
@@ -420,29 +423,30 @@ def check_eps_weight(candidate: sp.Expr) -> Check:
 
 @lru_cache(maxsize=None)
 def derive_reverse_variance_gaussian_data() -> Derivation:
-    """Var(x_{t−1} | x_t) when x_0 ~ N(0, s²): β_t for s² = 1 and β̃_t for s² = 0 (Ho et al. 2020, Sec. 3.2).
+    """Var(x_{t−1} | x_t) when x_0 ~ N(0, σ_data²): β_t for σ_data² = 1 and β̃_t for σ_data² = 0 (Ho et al. 2020, Sec. 3.2).
 
-    The two DDPM choices of σ_t² are the true reverse variances for standard-Gaussian data and for
-    a point mass; in general it is v β_t / (α_t v + β_t) with v = ᾱ_{t−1} s² + 1 − ᾱ_{t−1}.
-    Results: ``variance`` (general), ``at_s2_1``, ``at_s2_0``.
+    The two DDPM choices of ω_t² are the true reverse variances for standard-Gaussian data and for
+    a point mass; in general it is V β_t / (α_t V + β_t) with V = Var(x_{t−1}) = ᾱ_{t−1} σ_data² + 1 − ᾱ_{t−1}.
+    Results: ``variance`` (general), ``at_unit_variance`` (σ_data² = 1), ``at_point_mass`` (σ_data² = 0).
     """
-    s2 = sp.Symbol("s^2", nonnegative=True)
+    var_data = S.sigma_data2
     a, abp, b = S.alpha, S.alpha_bar_prev, S.beta
-    v_prev = abp * s2 + 1 - abp  # Var(x_{t−1})
+    v_prev = abp * var_data + 1 - abp  # Var(x_{t−1})
     cov = sp.sqrt(a) * v_prev  # Cov(x_{t−1}, x_t)
     conditional = sp.factor(sp.cancel(v_prev - cov**2 / (a * v_prev + b)))
-    at1 = sp.factor(sp.cancel(S.expand(conditional.subs(s2, 1))))
-    at0 = sp.factor(conditional.subs(s2, 0))
-    checks = {"s2=1 is beta_t": _zero(at1 - b), "s2=0 is beta_tilde": _zero(at0 - BETA_TILDE)}
+    at1 = sp.factor(sp.cancel(S.expand(conditional.subs(var_data, 1))))
+    at0 = sp.factor(conditional.subs(var_data, 0))
+    checks = {"unit variance gives beta_t": _zero(at1 - b), "point mass gives beta_tilde": _zero(at0 - BETA_TILDE)}
     steps = (
-        ("Variance of x_{t−1} when x_0 ~ N(0, s²):", sp.Eq(sp.Symbol(r"v_{t-1}"), v_prev)),
-        ("x_t = √α_t x_{t−1} + √β_t ε has variance α_t v_{t−1} + β_t and covariance with x_{t−1}",
+        ("Variance of x_{t−1} when x_0 ~ N(0, σ_data²):", sp.Eq(sp.Symbol(r"\mathrm{Var}(x_{t-1})"), v_prev)),
+        ("x_t = √α_t x_{t−1} + √β_t ε has variance α_t Var(x_{t−1}) + β_t and covariance with x_{t−1}",
          sp.Eq(sp.Symbol(r"\mathrm{Cov}(x_{t-1}, x_t)"), cov)),
-        ("Gaussian conditioning, Var(x_{t−1} | x_t) = v_{t−1} − Cov²/Var(x_t):",
+        ("Gaussian conditioning, Var(x_{t−1} | x_t) = Var(x_{t−1}) − Cov²/Var(x_t):",
          sp.Eq(sp.Symbol(r"\mathrm{Var}(x_{t-1} | x_t)"), conditional)),
-        ("Standard Gaussian data (s² = 1): 1 − α_t, that is β_t.", sp.Eq(sp.Symbol(r"\mathrm{Var}_{s^2=1}"), at1)),
-        ("A point mass (s² = 0), which is β̃_t (residual "
-         f"{checks['s2=0 is beta_tilde']}):", sp.Eq(sp.Symbol(r"\mathrm{Var}_{s^2=0}"), at0)),
+        ("Standard Gaussian data (σ_data² = 1): 1 − α_t, that is β_t.",
+         sp.Eq(sp.Symbol(r"\mathrm{Var}_{\sigma_{\mathrm{data}}^2=1}"), at1)),
+        ("A point mass (σ_data² = 0), which is β̃_t (residual "
+         f"{checks['point mass gives beta_tilde']}):", sp.Eq(sp.Symbol(r"\mathrm{Var}_{\sigma_{\mathrm{data}}^2=0}"), at0)),
     )
     return Derivation("The reverse variance for Gaussian data", steps,
-                      {"variance": conditional, "at_s2_1": at1, "at_s2_0": at0}, checks)
+                      {"variance": conditional, "at_unit_variance": at1, "at_point_mass": at0}, checks)

@@ -6,11 +6,8 @@
     torchrun --standalone --nproc_per_node 4 -m diffusion_lab.train --dataset cifar10 \\
         --data-dir data --download --model-size large --batch-size 512 --out runs/cifar  # four GPUs
 
-Run the same command again to resume from ``--out``'s last checkpoint.
-
-Importing this module makes Python set the package attribute ``diffusion_lab.train`` to it,
-which would hide the function :func:`diffusion_lab.training.train` of the same name; so the
-module is made callable and forwards calls to that function.
+Run the same command again to resume from ``--out``'s last checkpoint. (The in-memory trainer of
+the chapters is :func:`diffusion_lab.train_diffusion`; this module is only the command line.)
 """
 
 from __future__ import annotations
@@ -19,12 +16,10 @@ import argparse
 import json
 import os
 import sys
-import types
 
 from .image_data import DATASETS
 from .image_training import ImageTrainConfig, train_images
 from .schedules import SCHEDULES
-from .training import train as _train
 from .unet import MODEL_SIZES
 
 
@@ -73,15 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: summary[k] for k in ("event", "step", "resumed_from", "seconds")}))
     return 0
 
-
-class _CallableModule(types.ModuleType):
-    """``diffusion_lab.train(...)`` keeps meaning the training function after this module is imported."""
-
-    def __call__(self, *args, **kwargs):
-        return _train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_choice
+from .validation import check_choice, check_labels, check_tensor
 from .mlp import sinusoidal_embedding
 
 MODEL_SIZES = ("tiny", "small", "base", "large")
@@ -199,9 +199,8 @@ class UNet(nn.Module):
         """The per-example embedding of step t (and class y): shape ``(B, 4·channels)``."""
         emb = self.time_mlp(sinusoidal_embedding(t, self.time_channels))
         if self.class_emb is not None:
-            if y is None:
-                y = torch.full_like(t, self.num_classes, dtype=torch.long)  # the null class
-            emb = emb + self.class_emb(y)
+            y = self.num_classes if y is None else y  # None: the null class
+            emb = emb + self.class_emb(check_labels("y", y, t.shape[0], self.num_classes).to(t.device))
         elif y is not None:
             raise ValueError("this UNet is unconditional (num_classes=None) but labels y were given")
         return emb
@@ -212,10 +211,9 @@ class UNet(nn.Module):
             raise ValueError(f"UNet expects x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         if t.shape != (x.shape[0],):
             raise ValueError(f"UNet expects t of shape ({x.shape[0]},), got {tuple(t.shape)}")
-        if y is not None and y.shape != (x.shape[0],):
-            raise ValueError(f"UNet expects y of shape ({x.shape[0]},), got {tuple(y.shape)}")
+        check_tensor("x", x, floating=True)
         emb = self.embed(t, y)  # (B, E)
-        h = self.stem(x)  # (B, channels, H, W)
+        h = self.stem(x.to(self.stem.weight.dtype))  # (B, channels, H, W); other float dtypes are cast
         skips = [h]
         for level, down in zip(self.down, self.downsample):
             for block, attn in zip(level.blocks, level.attentions):
@@ -230,7 +228,7 @@ class UNet(nn.Module):
             for block, attn in zip(level.blocks, level.attentions):
                 h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))  # skip connection
             h = up(h)
-        return self.out(h)  # (B, C, H, W)
+        return self.out(h).to(x.dtype)  # (B, C, H, W)
 
 
 def unet_config(image_shape: Sequence[int], size: str = "small", *, num_classes: int | None = None,

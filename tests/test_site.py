@@ -1,10 +1,12 @@
 """The rendered book as a reader sees it: built from stored outputs, opened in headless Chromium
 with the network off.
 
-The site is built once per session into a temporary folder. The browser tests need Debian's
+The site is built once per session into a temporary folder and opened in one browser context
+with the network off, two pages loading at a time; each page is loaded once (the pages that the
+interaction tests use stay open after the render test). The browser tests need Debian's
 ``chromium`` and the ``playwright`` package; without them they are skipped, unless
 ``DIFFUSION_LAB_REQUIRE_BROWSER=1`` (set by ``.ci/run``), in which case they fail.
-Screenshots of every page are saved in ``_build/screenshots/`` for a person to look at.
+Screenshots of every page are saved in ``_build/screenshots/`` (JPEG) for a person to look at.
 """
 
 from __future__ import annotations
@@ -135,24 +137,54 @@ def browser():
         browser.close()
 
 
-def _open_offline(browser, url: str):
-    """Open ``url`` in a fresh context with the network off; return (page, errors, blocked requests)."""
-    context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
-    errors, blocked = [], []
+class OfflinePage:
+    """A page of the site opening in the shared offline context, with what it logged and requested.
 
-    def route(r):
-        if r.request.url.startswith("file://"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
+    Navigation starts at once and ``wait()`` waits for the load event, so that several pages can load
+    at the same time (one renderer process each: a page's scripts are parsed on one core)."""
 
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url, wait_until="load")
-    return page, errors, blocked
+    def __init__(self, context, path: Path) -> None:
+        self.path, self.errors, self.requests = path, [], []
+        self.page = context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # The context is offline, so a request off file:// fails anyway; it is recorded, not
+        # intercepted (intercepting every request through Python cost seconds per page).
+        self.page.on("request", lambda r: None if r.url.startswith("file://") else self.requests.append(r.url))
+        self.page.goto(path.as_uri(), wait_until="commit")
+
+    def wait(self):
+        self.page.wait_for_load_state("load")
+        return self.page
+
+
+class Site:
+    """The built site open in one browser context with the network off; pages that a later test
+    interacts with are kept open, so each page of the site is loaded once per session."""
+
+    def __init__(self, browser, root: Path) -> None:
+        self.root = root
+        self.context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+        self.kept: dict[str, OfflinePage] = {}
+
+    def open(self, path: Path) -> OfflinePage:
+        return OfflinePage(self.context, path)
+
+    def take(self, name: str) -> OfflinePage:
+        """The page ``book/<name>.html``, untouched since it loaded: kept by an earlier test or opened now."""
+        loaded = self.kept.pop(name, None) or self.open(self.root / "book" / f"{name}.html")
+        loaded.wait()
+        return loaded
+
+
+INTERACTIVE_PAGES = ("01_forward_process", "04_training")  # used by the tests after the render test
+
+
+@pytest.fixture(scope="module")
+def offline_site(site, browser):
+    opened = Site(browser, site)
+    yield opened
+    opened.context.close()
 
 
 NO_RAW_TEX = """() => {
@@ -161,13 +193,17 @@ NO_RAW_TEX = """() => {
   const text = body.innerText;
   return ['\\\\(', '\\\\[', '$$'].filter(d => text.includes(d));
 }"""
+PAGES_IN_FLIGHT = 2  # pages loading while one is checked: one per core of the 2-core target
 
 
-def test_every_page_renders_offline(site, browser):
+def test_every_page_renders_offline(offline_site):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for page_path in _pages(site):
-        page, errors, blocked = _open_offline(browser, page_path.as_uri())
-        name = page_path.stem
+    queue = _pages(offline_site.root)
+    loading = [offline_site.open(p) for p in queue[:PAGES_IN_FLIGHT]]
+    for i, loaded in enumerate(loading):  # the list grows as pages are checked
+        if i + PAGES_IN_FLIGHT < len(queue):
+            loading.append(offline_site.open(queue[i + PAGES_IN_FLIGHT]))
+        page, name = loaded.wait(), loaded.path.stem
         has_math = page.locator("span.math, div.math").count() > 0
         if has_math:
             page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
@@ -178,14 +214,19 @@ def test_every_page_renders_offline(site, browser):
         broken_images = page.evaluate(
             "() => Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
         assert broken_images == [], f"{name}: images that did not load: {broken_images}"
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-        assert errors == [], f"{name}: JavaScript errors: {errors}"
-        assert blocked == [], f"{name}: requests to the network: {blocked}"
-        page.context.close()
+        # JPEG: encoding a 15,000-pixel-tall page as PNG took seconds; the shots are for a person.
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.jpg"), full_page=True, type="jpeg", quality=80)
+        assert loaded.errors == [], f"{name}: JavaScript errors: {loaded.errors}"
+        assert loaded.requests == [], f"{name}: requests to the network: {loaded.requests}"
+        if loaded.path.parent.name == "book" and name in INTERACTIVE_PAGES:
+            offline_site.kept[name] = loaded
+        else:
+            page.close()
 
 
-def test_static_scrubber_responds_to_the_slider(site, browser):
-    page, errors, _ = _open_offline(browser, (site / "book" / "01_forward_process.html").as_uri())
+def test_static_scrubber_responds_to_the_slider(offline_site):
+    loaded = offline_site.take("01_forward_process")
+    page = loaded.page
     scrubber = page.locator(".dl-scrubber").first
     scrubber.scroll_into_view_if_needed()
     label = scrubber.locator(".dl-label")
@@ -199,12 +240,13 @@ def test_static_scrubber_responds_to_the_slider(site, browser):
     assert after_pixels != before_pixels
     scrubber.locator("select.dl-variant").select_option(index=4)  # cosine, T = 100
     assert label.inner_text().startswith("t = 100 / 100")
-    assert errors == []
-    page.context.close()
+    assert loaded.errors == []
+    page.close()
 
 
-def test_exercise_solutions_are_hidden_until_opened(site, browser):
-    page, errors, _ = _open_offline(browser, (site / "book" / "04_training.html").as_uri())
+def test_exercise_solutions_are_hidden_until_opened(offline_site):
+    loaded = offline_site.take("04_training")
+    page = loaded.page
     solutions = page.locator("div.solution.dropdown")
     assert solutions.count() >= 3
     first = solutions.first
@@ -213,8 +255,8 @@ def test_exercise_solutions_are_hidden_until_opened(site, browser):
     assert not body.is_visible()
     first.locator(".admonition-title").click()
     body.wait_for(state="visible", timeout=5_000)
-    assert errors == []
-    page.context.close()
+    assert loaded.errors == []
+    page.close()
 
 
 def test_launch_and_download_buttons_on_every_chapter(site):

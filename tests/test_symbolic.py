@@ -56,17 +56,25 @@ def test_gaussian_kl():
 def test_denoising_term_is_a_weighted_eps_mse():
     derivation = sym.derive_denoising_kl()
     assert derivation.verified
-    assert sym.check_eps_weight(S.beta**2 / (2 * S.sigma2 * S.alpha * (1 - S.alpha_bar))).ok
-    assert not sym.check_eps_weight(S.beta / (2 * S.sigma2 * S.alpha * (1 - S.alpha_bar))).ok
-    # With σ_t² = β̃_t the constant vanishes: the KL is the mean term alone.
-    constant = derivation.result["constant"].subs(S.sigma2, sp.Symbol(r"\tilde\beta_t", positive=True))
+    assert sym.check_eps_weight(S.beta**2 / (2 * S.omega2 * S.alpha * (1 - S.alpha_bar))).ok
+    assert not sym.check_eps_weight(S.beta / (2 * S.omega2 * S.alpha * (1 - S.alpha_bar))).ok
+    # With ω_t² = β̃_t the constant vanishes: the KL is the mean term alone.
+    constant = derivation.result["constant"].subs(S.omega2, sp.Symbol(r"\tilde\beta_t", positive=True))
     assert sp.simplify(constant) == 0
 
 
 def test_reverse_variances_for_gaussian_data_and_a_point_mass():
     derivation = sym.derive_reverse_variance_gaussian_data()
     assert derivation.verified
-    assert sp.simplify(S.expand(derivation.result["at_s2_1"] - S.beta)) == 0
+    assert sp.simplify(S.expand(derivation.result["at_unit_variance"] - S.beta)) == 0
+    assert sp.simplify(S.expand(derivation.result["at_point_mass"] - sym.BETA_TILDE)) == 0
+
+
+def test_derivations_use_the_book_symbols():
+    # The reverse-step variance is ω_t² and the data variance σ_data² (σ_t is the noise std of x_t).
+    assert r"\omega" in sym.derive_denoising_kl()._repr_markdown_()
+    assert r"\mathrm{data}" in sym.derive_reverse_variance_gaussian_data()._repr_markdown_()
+    assert r"\sigma" not in sym.derive_gaussian_kl()._repr_markdown_()
 
 
 def test_derivations_render_as_latex_steps():

@@ -1,34 +1,57 @@
-"""Samplers: plain functions ``(model, schedule or sde, x_T or shape, *, generator, ...) -> x_0``."""
+"""Samplers, grouped by integrator; each takes a :class:`~diffusion_lab.Denoiser` and ``steps=``.
 
-from ._steps import SPACINGS, sampling_steps
-from .ddim import ddim_invert, ddim_sample, ddim_sigma, slerp
-from .ddpm import REVERSE_VARIANCES, ddpm_sample
+=====================  =================================================================
+module                 samplers
+=====================  =================================================================
+``discrete``           DDPM (ancestral), DDIM (η), DDIM inversion, slerp of latents
+``ode``                Euler, Heun, RK45 on the probability-flow ODE (flows, Karras' form)
+``dpm_solver``         DPM-Solver++(2M)
+``sde``                Euler–Maruyama and predictor–corrector on the reverse-time SDE
+``langevin``           Langevin and annealed Langevin dynamics
+``conditional``        replacement / RePaint, inpainting, ILVR, SDEdit
+=====================  =================================================================
+"""
+
+from .conditional import ilvr_sample, inpaint_sample, repaint_schedule, replacement_sample, sdedit_sample
+from .discrete import (
+    REVERSE_VARIANCES,
+    ddim_invert,
+    ddim_noise_std,
+    ddim_sample,
+    ddim_step,
+    ddpm_sample,
+    ddpm_step,
+    slerp,
+)
 from .dpm_solver import dpm_solver_2m_sample
-from .heun import heun_sample, karras_sigma
-from .thresholding import ThresholdedEpsModel, dynamic_threshold, static_threshold
-from .impute import impute_sample
-from .ode import euler_ode_sample, heun_ode_sample, rk45_ode_sample
-from .sde import euler_maruyama_sample, pc_sample
+from .langevin import annealed_langevin_dynamics, langevin_dynamics, langevin_step
+from .ode import euler_sample, heun_sample, integrate, ode_nfe, rk45_sample
+from .sde import euler_maruyama_sample, pc_sample, reverse_diffusion_step
 
 __all__ = [
     "REVERSE_VARIANCES",
-    "SPACINGS",
-    "ThresholdedEpsModel",
+    "annealed_langevin_dynamics",
     "ddim_invert",
+    "ddim_noise_std",
     "ddim_sample",
-    "ddim_sigma",
+    "ddim_step",
     "ddpm_sample",
+    "ddpm_step",
     "dpm_solver_2m_sample",
-    "dynamic_threshold",
     "euler_maruyama_sample",
-    "euler_ode_sample",
-    "heun_ode_sample",
+    "euler_sample",
     "heun_sample",
-    "impute_sample",
-    "karras_sigma",
+    "ilvr_sample",
+    "inpaint_sample",
+    "integrate",
+    "langevin_dynamics",
+    "langevin_step",
+    "ode_nfe",
     "pc_sample",
-    "rk45_ode_sample",
-    "sampling_steps",
+    "repaint_schedule",
+    "replacement_sample",
+    "reverse_diffusion_step",
+    "rk45_sample",
+    "sdedit_sample",
     "slerp",
-    "static_threshold",
 ]

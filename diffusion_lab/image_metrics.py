@@ -1,4 +1,4 @@
-"""Sample quality without downloads: the Fréchet distance on a small classifier's features.
+"""Image metrics: the Fréchet distance on a small classifier's features (FLD), PSNR, masked error.
 
 The Fréchet distance between Gaussians fitted to two sets of features (Heusel et al. 2017,
 Dowson & Landau 1982) is
@@ -6,7 +6,7 @@ Dowson & Landau 1982) is
     d²(μ₁, Σ₁; μ₂, Σ₂) = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2}).
 
 FID takes the features from an Inception network trained on ImageNet. For digits we use the
-penultimate layer of the project's own LeNet (:class:`~diffusion_lab.classifier.LeNet`): the
+penultimate layer of the project's own LeNet (:class:`~diffusion_lab.LeNet`): the
 *Fréchet LeNet distance* (FLD). Like any estimate from finite samples it is positive even for two
 real samples, so it is reported next to the *floor*: the FLD between the training and test sets
 at the same sample size.
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_tensor
+from .observations import as_mask
+from .validation import check_same_shape, check_tensor
 
 
 def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
@@ -97,3 +98,27 @@ def inception_fid(images: torch.Tensor, reference: torch.Tensor) -> float:
     for i in range(0, len(images), 500):
         metric.update(prepare(images[i:i + 500]), real=False)
     return float(metric.compute())
+
+
+def psnr(x: torch.Tensor, target: torch.Tensor, *, data_range: float = 2.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image, ``(B,)``: 10 log₁₀(range² / MSE).
+
+    ``data_range`` is max − min of the data: 2 for images in [−1, 1] (the same PSNR as for
+    [0, 1] images with range 1).
+    """
+    check_same_shape("x", x, "target", target)
+    mse = ((x - target) ** 2).flatten(1).mean(1)
+    return 10.0 * torch.log10(data_range**2 / mse.clamp(min=1e-12))
+
+
+def masked_mse(x: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the entries where ``region`` is True, per example: shape ``(B,)``.
+
+    With ``region = ~mask`` this is the error on the inpainted (unobserved) part only.
+    """
+    check_same_shape("x", x, "target", target)
+    r = as_mask(region, x).to(x.dtype)
+    count = r.flatten(1).sum(1)
+    if torch.any(count == 0):
+        raise ValueError("the region is empty for some example; nothing to measure")
+    return ((x - target) ** 2 * r).flatten(1).sum(1) / count
