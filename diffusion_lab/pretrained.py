@@ -55,7 +55,7 @@ REGISTRY: dict[str, Entry] = {
     "fashion-mnist-classifier": Entry("fashion_mnist_lenet.pt",
         "df05f20375c1a02e6a601004de8ffba512deb96a1f5ad9f72720d8788571a233",
         "LeNet on fashion-mnist (CPU), test accuracy 0.889; features for the FLD"),
-    "digits8-unet": Entry("digits8_unet.pt", "6e776df82a680b4607f5f435bebd05ff98e992c952dddfc8cb4e13b0501377e2",
+    "digits8-unet": Entry("digits8_unet.pt", "c84bfdafeeee821d8bb2614b90b31a249fb2b8043b73ec8417cf7de022b99b23",
         "class-conditional UNet (tiny) on the 8x8 digits, trained on the CPU"),
     "mnist-cpu-preview-unet": Entry("mnist_cpu_preview_unet.pt",
         "dd800acee8a3087b3887cf6c5219cffafb388b04d08ce19e62667c10195c048e",
