@@ -41,7 +41,7 @@ def recipe() -> dict:
     return module.DIGITS8_UNET
 
 
-def train() -> tuple[torch.nn.Module, dl.NoiseSchedule, dict]:
+def train() -> tuple[dl.Denoiser, dict]:
     config = dl.ImageTrainConfig(**recipe(), out=tempfile.mkdtemp(prefix="digits8-bench-"), progress=False)
     load_before = os.getloadavg()
     cpu_before = time.process_time()
@@ -52,24 +52,22 @@ def train() -> tuple[torch.nn.Module, dl.NoiseSchedule, dict]:
                        trained_with="benchmarks/digits8.py --export", device="cpu",
                        torch_threads=torch.get_num_threads(), load_average=list(os.getloadavg()))
     loaded.info["_model_config"] = torch.load(Path(config.out) / "ema_fp16.pt", weights_only=True)["config"]
-    return loaded.model, loaded.schedule, dict(train_seconds=summary["seconds"], steps=summary["step"],
-                                               train_cpu_seconds=round(cpu_seconds, 1),
-                                               load_average_before=list(load_before),
-                                               load_average_after=list(os.getloadavg()), source="trained now",
-                                               info=loaded.info)
+    return loaded.denoiser, dict(train_seconds=summary["seconds"], steps=summary["step"],
+                                 train_cpu_seconds=round(cpu_seconds, 1), load_average_before=list(load_before),
+                                 load_average_after=list(os.getloadavg()), source="trained now", info=loaded.info)
 
 
-def evaluate(model, schedule) -> dict:
+def evaluate(denoiser: dl.Denoiser) -> dict:
+    """FLD and guided accuracy of DDPM samples from ``denoiser`` (the checkpoint's: x̂₀ clipped to [−1, 1])."""
     judge = dl.pretrained.load("digits8-classifier").model
     train_x, _ = dl.digits_8x8(split="train")
     test_x, _ = dl.digits_8x8(split="test")
     n = EVAL["n"]
-    respaced, tau = dl.respace(schedule, EVAL["sampling_steps"])
 
     def sample(y, w, seed):
-        # DDPM's clipping of x̂₀ to [−1, 1] (thresholding.ClippedEps), as in the chapter.
-        eps = dl.ClippedEps(dl.RespacedModel(dl.GuidedEps(model, y, w), tau), respaced)
-        return dl.ddpm_sample(eps, respaced, (n, 1, 8, 8), variance=EVAL["variance"],
+        # DDPM on S respaced steps, with DDPM's clipping of x̂₀ to [−1, 1] (the denoiser's clip), as in the chapter.
+        guided = denoiser.replace(labels=y, guidance=w)
+        return dl.ddpm_sample(guided, (n, 1, 8, 8), steps=EVAL["sampling_steps"], variance=EVAL["variance"],
                               generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
 
     floors = [dl.fld_floor(judge, train_x, test_x, n, generator=torch.Generator().manual_seed(s))
@@ -100,21 +98,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.shipped:
         loaded = dl.pretrained.load("digits8-unet")
-        model, schedule, info = loaded.model, loaded.schedule, loaded.info
+        denoiser, info = loaded.denoiser, loaded.info
         training = dict(train_seconds=info["train_seconds"], steps=info["steps"], source="shipped checkpoint",
                         torch_threads_when_trained=info.get("torch_threads"),
                         load_average_when_trained=info.get("load_average"))
     else:
-        model, schedule, training = train()
+        denoiser, training = train()
         training.setdefault("info", {})
         if not args.export:
             training.pop("info")
         if args.export:  # ship exactly the model this benchmark trained and measured
             info = dict(training.pop("info"))
             config = info.pop("_model_config")
-            sha = dl.pretrained.save_checkpoint(args.export, model, kind="unet", config=config, info=info)
+            sha = dl.pretrained.save_checkpoint(args.export, denoiser.net, kind="unet", config=config, info=info)
             print("exported", args.export, sha)
-    quality = evaluate(model, schedule)
+    quality = evaluate(denoiser)
     best_w = max(quality["guided"], key=lambda w: quality["guided"][w]["accuracy"])
     result = dict(
         recipe=recipe(), evaluation=EVAL, bars=BARS, training=training, quality=quality,

@@ -14,10 +14,13 @@ turns it into the book's results page. A CPU smoke run of the whole harness (the
 this on the 8×8 digits): ``--runs-spec smoke``.
 
 What is measured, per run: parameters, device, training seconds, images/s, the loss curve (from
-the JSON-lines log), FLD (LeNet features, :mod:`diffusion_lab.sample_quality`) of ``--n`` samples
+the JSON-lines log), FLD (LeNet features, :mod:`diffusion_lab.image_metrics`) of ``--n`` samples
 against the test set with the real-vs-real floor, for DDPM with 1000 steps, DDIM with 50 and
 DPM-Solver++(2M) with 10 and 20; the FLD of EMA snapshots against wall-clock time; and for the
-class-conditional runs the class accuracy of guided samples across guidance scales.
+class-conditional runs the class accuracy of guided samples across guidance scales. Sampling and
+scoring go through :mod:`diffusion_lab.evaluation` (``sample_images``, ``fld_report``,
+``guided_accuracy``) with each checkpoint's own denoiser, which clips x̂₀ to the data range [−1, 1]:
+every sampler (DDPM, DDIM, DPM-Solver++) takes its steps from the clipped x̂₀.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pathlib import Path
 import torch
 
 import diffusion_lab as dl
-from diffusion_lab.image_eval import fld_report, guided_accuracy, nfe, sample_images
+from diffusion_lab.evaluation import fld_report, guided_accuracy, nfe, sample_images
 from diffusion_lab.image_training import EXPORT, LOG, SNAPSHOTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,24 +153,24 @@ def evaluate(args) -> None:
         train_x, _ = dl.load_images(dataset, _data_dir(args.data_root, dataset), split="train")
         test_x, _ = dl.load_images(dataset, _data_dir(args.data_root, dataset), split="test")
         n = min(args.n, len(test_x))
-        final = dl.pretrained.load_checkpoint(run / FINAL)
-        model, schedule = final.model.to(device), final.schedule
+        final = dl.pretrained.load_checkpoint(run / FINAL, device=device)
+        denoiser = final.denoiser  # the UNet with its schedule, x̂₀ clipped to [−1, 1]
         stop = {k: final.info[k] for k in ("stopped_by", "final_step")}
         record = dict(dataset=dataset, class_conditional=conditional, **_training_record(run), **stop,
                       gpu=torch.cuda.get_device_name() if device.type == "cuda" else None, samplers=[])
         for sampler, steps in SAMPLER_SPECS[args.runs_spec]:
             start = time.perf_counter()
-            samples = sample_images(model, schedule, n, sampler=sampler, steps=steps, batch_size=args.batch_size,
+            samples = sample_images(denoiser, n, sampler=sampler, steps=steps, batch_size=args.batch_size,
                                     generator=torch.Generator().manual_seed(1))
             seconds = time.perf_counter() - start
             report = fld_report(judge, samples, train_x, test_x, generator=torch.Generator().manual_seed(2))
-            record["samplers"].append(dict(sampler=sampler, steps=steps, nfe=nfe(sampler, steps),
+            record["samplers"].append(dict(sampler=sampler, steps=steps, nfe=nfe(denoiser, sampler, steps),
                                            sample_seconds=round(seconds, 2), **report))
             print(name, record["samplers"][-1], flush=True)
         record["quality_vs_time"] = []
         for snap in sorted((run / SNAPSHOTS).glob("ema_*.pt")):
-            loaded = dl.pretrained.load_checkpoint(snap)
-            samples = sample_images(loaded.model.to(device), loaded.schedule, min(n, args.n_snapshot),
+            loaded = dl.pretrained.load_checkpoint(snap, device=device)
+            samples = sample_images(loaded.denoiser, min(n, args.n_snapshot),
                                     sampler="dpm++2m", steps=20, batch_size=args.batch_size,
                                     generator=torch.Generator().manual_seed(3))
             report = fld_report(judge, samples, train_x, test_x, generator=torch.Generator().manual_seed(2))
@@ -175,7 +178,7 @@ def evaluate(args) -> None:
                                                   sampler="dpm++2m", steps=20, fld=report["fld"],
                                                   floor=report["floor"], ratio=report["ratio"], n=report["n"]))
         if conditional:
-            record["guided"] = guided_accuracy(model, schedule, judge, GUIDANCE_SCALES, n_per_class=args.n_per_class,
+            record["guided"] = guided_accuracy(denoiser, judge, GUIDANCE_SCALES, n_per_class=args.n_per_class,
                                                sampler="dpm++2m", steps=20, batch_size=args.batch_size, seed=4)
         results[name] = record
     out = Path(args.results)

@@ -33,17 +33,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    loaded = dl.pretrained.load("mnist-cpu-preview-unet")
+    denoiser = dl.pretrained.load("mnist-cpu-preview-unet").denoiser  # x̂₀ clipped to [−1, 1]
     rows = []
     for steps in args.steps:
-        respaced, tau = dl.respace(loaded.schedule, steps)
         for w in (None, 2.0):
             y = torch.arange(64) % 10 if w is not None else None
-            eps = dl.ClippedEps(dl.RespacedModel(dl.GuidedEps(loaded.model, y, w or 0.0), tau), respaced)
+            guided = denoiser.replace(labels=y, guidance=w or 0.0)
             times = []
             for repeat in range(args.repeats):
                 start = time.perf_counter()
-                dl.ddpm_sample(eps, respaced, (64, 1, 28, 28), variance="beta_tilde",
+                dl.ddpm_sample(guided, (64, 1, 28, 28), steps=steps, variance="beta_tilde",
                                generator=torch.Generator().manual_seed(repeat))
                 times.append(time.perf_counter() - start)
             rows.append(dict(steps=steps, guidance=w, seconds=[round(t, 2) for t in times],

@@ -35,12 +35,11 @@ def run(seed: int, floor: float) -> dict:
     data = real(c["n_train"], 0)
     start = time.perf_counter()
     torch.manual_seed(seed)
-    model = dl.TimeMLP(hidden=c["hidden"], n_blocks=c["n_blocks"])
-    result = dl.train(model, data, schedule, steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"],
-                      seed=seed, progress=False)
+    denoiser = dl.Denoiser(dl.TimeMLP(hidden=c["hidden"], n_blocks=c["n_blocks"]), schedule, predicts="eps")
+    result = dl.train_diffusion(denoiser, data, steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"],
+                                seed=seed, progress=False)
     trained = time.perf_counter()
-    samples = dl.ddpm_sample(result.ema_model, schedule, (c["n_eval"], 2),
-                             generator=torch.Generator().manual_seed(seed))
+    samples = dl.ddpm_sample(result.denoiser, (c["n_eval"], 2), generator=torch.Generator().manual_seed(seed))
     done = time.perf_counter()
     return dict(seed=seed, train_seconds=round(trained - start, 2), sample_seconds=round(done - trained, 2),
                 total_seconds=round(done - start, 2),

@@ -184,6 +184,11 @@ class GaussianMixture:
         weighted by the responsibilities, or taken from component ``labels`` ``(B,)`` (label K: the
         whole mixture). No division by s or σ, so both ends of time are fine; differentiable in x.
         """
+        return self._posterior(x, scale, std, labels)[:2]
+
+    def _posterior(self, x: torch.Tensor, scale, std, labels: torch.Tensor | None, score: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """E[x_0 | x], E[z | x] and, if asked, the score ∇ log p(x) (of component ``labels`` where given)."""
         log_joint, solved = self._terms(x, scale, std)
         weights = torch.softmax(log_joint, dim=1)  # (B, K)
         if labels is not None:
@@ -195,7 +200,7 @@ class GaussianMixture:
         x0_k = self.means.to(x.device) + scale * torch.einsum("kde,bke->bkd", self.covs.to(x.device), solved)
         eps_k = std * solved  # (B, K, D)
         w = weights.unsqueeze(-1)  # (B, K, 1)
-        return (w * x0_k).sum(1), (w * eps_k).sum(1)
+        return (w * x0_k).sum(1), (w * eps_k).sum(1), -(w * solved).sum(1) if score else None
 
     def denoiser(self, process, **options) -> Denoiser:
         """The exact denoiser of this mixture noised by ``process``: the book's oracle, on the same
@@ -220,8 +225,11 @@ class MixtureDenoiser(Denoiser):
     def conditional(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
                     c: Coefficients) -> Prediction:
         scale, std = self.process.scale_std(t)
-        x0, eps = self.net.mixture.posterior_means(x, scale, std, labels)
-        return Prediction(x, x0.to(x.dtype), eps.to(x.dtype), c)
+        # Where σ = 0, ε̂ = 0 and −ε̂/σ is undefined: keep the exact score (of the data itself at t = 0).
+        at_zero = bool((std == 0).any())
+        x0, eps, score = self.net.mixture._posterior(x, scale, std, labels, score=at_zero)
+        direct = score.to(x.dtype) if at_zero else None
+        return Prediction(x, x0.to(x.dtype), eps.to(x.dtype), c, direct_score=direct)
 
 
 def _scale_std_tensors(scale, std, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,11 +7,19 @@ This is DDPM's Algorithm 1 (Ho et al. 2020) with the engineering a real run need
 * **gradient clipping**, a linear learning-rate warm-up and a cosine decay;
 * **classifier-free guidance training**: labels replaced by the null class with probability
   ``label_dropout`` (Ho & Salimans 2022);
-* **periodic checkpoints** written atomically; a run started again with the same ``out`` resumes
-  from the last one, so a killed run loses at most one checkpoint interval. Every step draws its
-  randomness from a generator seeded by (seed, rank, step), so a resumed run continues exactly as
-  the uninterrupted run would have;
+* **periodic checkpoints**; a run started again with the same ``out`` resumes from the last one,
+  so a killed run loses at most one checkpoint interval. Every step draws its randomness from a
+  generator seeded by (seed, rank, step), so a resumed run continues exactly as the uninterrupted
+  run would have;
 * a **progress bar** with the loss and images/s, and a **JSON-lines log** (``out/log.jsonl``);
+* **files that a kill cannot damage**: the checkpoint, the EMA export and the snapshots are written
+  to a temporary file in the same folder, flushed to disk and renamed over the old one
+  (``os.replace``), so each is always either the old complete file or the new one. A log record is
+  appended with a single ``write`` (a kill cannot leave half a record), and on resume the log is
+  rewritten the same atomic way to end at the checkpoint's step, so the steps the killed run logged
+  after its last checkpoint are not logged twice. A checkpoint that cannot be read (copied
+  incompletely, say) stops the run with :class:`DamagedCheckpointError`, which names the file and
+  what to do;
 * **DistributedDataParallel** when launched by ``torchrun`` (NCCL on GPUs, gloo on CPUs): each
   process draws its own batches and gradients are averaged, so all ranks hold identical weights.
 
@@ -25,7 +33,9 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -35,7 +45,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from .validation import check_choice
+from .validation import check_choice, check_float, check_int
 from .image_data import DATASETS, IMAGE_SHAPES, load_images
 from .denoiser import Denoiser
 from .fitting import EMA
@@ -51,6 +61,65 @@ EXPORT = "ema_fp16.pt"
 NUM_CLASSES = 10
 # Settings that must match between a checkpoint and the run that resumes it.
 _MODEL_KEYS = ("dataset", "model_size", "class_conditional", "dropout", "schedule", "T")
+_CHECKPOINT_KEYS = ("config", "model_config", "step", "model", "ema", "optimizer")
+
+#: The valid range of every numeric setting: (int or float, low, high, low open, high open, note).
+#: Both :meth:`ImageTrainConfig.check` and the command line's usage errors are made from it.
+RANGES: dict[str, tuple[type, float | None, float | None, bool, bool, str]] = {
+    "steps": (int, 1, None, False, False, ""),
+    "batch_size": (int, 1, None, False, False, ""),
+    "warmup": (int, 0, None, False, False, "0 turns the warm-up off"),
+    "T": (int, 1, None, False, False, ""),
+    "checkpoint_every": (int, 1, None, False, False, ""),
+    "snapshot_every": (int, 0, None, False, False, "0 turns snapshots off"),
+    "log_every": (int, 1, None, False, False, ""),
+    "seed": (int, 0, 2**63 - 1, False, False, ""),
+    "time_budget": (float, 0.0, None, True, False, "seconds"),
+    "lr": (float, 0.0, None, True, False, ""),
+    "label_dropout": (float, 0.0, 1.0, False, True, ""),
+    "dropout": (float, 0.0, 1.0, False, True, ""),
+    "ema_decay": (float, 0.0, 1.0, False, True, ""),
+    "grad_clip": (float, 0.0, None, False, False, "0 turns clipping off"),
+}
+
+
+def describe_range(name: str) -> str:
+    """The valid values of setting ``name`` in words, e.g. ``">= 0 (0 turns clipping off)"``."""
+    kind, low, high, low_open, high_open, note = RANGES[name]
+    fmt = str if kind is int else (lambda v: f"{v:g}")
+    if high is None:
+        text = f"{'>' if low_open else '>='} {fmt(low)}"
+    else:
+        text = f"in {'(' if low_open else '['}{fmt(low)}, {fmt(high)}{')' if high_open else ']'}"
+    return text + (f" ({note})" if note else "")
+
+
+def check_setting(name: str, value: object) -> int | float:
+    """``value`` if it is valid for setting ``name`` (see :data:`RANGES`); else a ValueError or TypeError."""
+    kind, low, high, low_open, high_open, _ = RANGES[name]
+    if kind is int:
+        try:
+            value = check_int(name, value)
+        except TypeError:
+            raise TypeError(f"{name} must be an integer {describe_range(name)}, got {value!r}") from None
+    else:
+        try:
+            value = check_float(name, value)
+        except ValueError:
+            raise ValueError(f"{name} must be a finite number {describe_range(name)}, got {value!r}") from None
+    bad = (value <= low if low_open else value < low) or (
+        high is not None and (value >= high if high_open else value > high))
+    if bad:
+        raise ValueError(f"{name} must be {describe_range(name)}, got {value!r}")
+    return value
+
+
+class DamagedCheckpointError(RuntimeError):
+    """``out/checkpoint.pt`` exists but cannot be read or is not a checkpoint of this trainer."""
+
+
+class SettingsMismatchError(ValueError):
+    """The checkpoint in ``out`` was written by a run with other model settings (or more steps)."""
 
 
 @dataclass
@@ -82,16 +151,20 @@ class ImageTrainConfig:
     progress: bool = True
 
     def check(self) -> None:
+        """Raise a ValueError (or TypeError) naming the first setting that is out of its range."""
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("model size", self.model_size, MODEL_SIZES)
         check_choice("schedule", self.schedule, SCHEDULES)
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "T"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.snapshot_every < 0:
-            raise ValueError(f"snapshot_every must be >= 0 (0 turns snapshots off), got {self.snapshot_every}")
-        if not 0.0 <= self.label_dropout < 1.0:
-            raise ValueError(f"label_dropout must lie in [0, 1), got {self.label_dropout}")
+        for name in RANGES:
+            if not (name == "time_budget" and self.time_budget is None):
+                check_setting(name, getattr(self, name))
+        for name in ("download", "class_conditional", "compile", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.out, (str, os.PathLike)) or not str(self.out):
+            raise ValueError(f"out must be a folder name, got {self.out!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
+            raise TypeError(f"data_dir must be a folder name or None, got {self.data_dir!r}")
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
@@ -113,22 +186,95 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` a temporary file next to ``path``, flush it to disk, then rename it to ``path``.
+
+    A kill at any moment leaves ``path`` as it was or as the new complete file, never half-written
+    (``os.replace`` is atomic within a file system); only the temporary file may remain, and
+    :func:`remove_stale_temporaries` deletes it at the next start.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files a killed run may have left (``.<name>.<random>.tmp``)."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.name.startswith((f".{CHECKPOINT}.", f".{EXPORT}.", f".{LOG}.", ".ema_")):
+            tmp.unlink(missing_ok=True)
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill during torch.save leaves the previous checkpoint intact
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _damaged(path: Path, reason: str) -> DamagedCheckpointError:
+    return DamagedCheckpointError(
+        f"the checkpoint {path} is damaged: {reason}. It cannot be resumed from. Put back a good copy to "
+        f"resume, or move it away (mv {path} {path}.damaged) to start this run again from step 0 in the same folder.")
+
+
+def load_training_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """Read ``out/checkpoint.pt``, or raise :class:`DamagedCheckpointError` naming it and what to do."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # truncated, not a zip archive, unpickling refused, I/O error, ...
+        raise _damaged(path, f"{type(err).__name__}: {str(err)[:300]}") from err
+    if not isinstance(state, dict) or not set(_CHECKPOINT_KEYS) <= set(state):
+        found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+        raise _damaged(path, f"it holds {found}, not the keys {list(_CHECKPOINT_KEYS)} of a training checkpoint")
+    if not isinstance(state["config"], dict) or isinstance(state["step"], bool) or not isinstance(state["step"], int) \
+            or state["step"] < 0:
+        raise _damaged(path, "its config or step is not valid")
+    return state
 
 
 class _Log:
-    """Appends one JSON object per line to ``out/log.jsonl`` (rank 0 only)."""
+    """Appends one JSON object per line to ``out/log.jsonl`` (rank 0 only).
+
+    Each record is one ``write`` on a file opened for appending, so a kill cannot leave half a
+    record; :meth:`truncate` rewrites the log atomically when a run resumes.
+    """
 
     def __init__(self, path: Path, active: bool) -> None:
         self.path, self.active = path, active
 
     def __call__(self, **record) -> None:
         if self.active:
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            data = (json.dumps(record) + "\n").encode()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+            finally:
+                os.close(fd)
+
+    def truncate(self, step: int) -> None:
+        """Keep the records up to ``step`` (the checkpoint's), dropping what a killed run logged later."""
+        if not self.active or not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a record cut short: nothing after it is trusted either
+            at = record.get("step", 0) if isinstance(record, dict) else None
+            if not isinstance(at, int) or at > step:
+                break
+            kept.append(line + "\n")
+        atomic_write(self.path, lambda tmp: tmp.write_text("".join(kept)))
 
 
 def train_images(config: ImageTrainConfig, *, stop_after: int | None = None) -> dict:
@@ -159,6 +305,8 @@ def train_images(config: ImageTrainConfig, *, stop_after: int | None = None) -> 
     out = Path(config.out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        remove_stale_temporaries(out / SNAPSHOTS)
     log = _Log(out / LOG, rank == 0)
 
     # Data: rank 0 downloads first (if asked), the others read the files afterwards.
@@ -186,16 +334,24 @@ def train_images(config: ImageTrainConfig, *, stop_after: int | None = None) -> 
     start_step = 0
     checkpoint_path = out / CHECKPOINT
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        state = load_training_checkpoint(checkpoint_path, device)
         saved = state["config"]
         clash = {k: (saved.get(k), getattr(config, k)) for k in _MODEL_KEYS if saved.get(k) != getattr(config, k)}
         if clash:
-            raise ValueError(f"{checkpoint_path} was trained with different settings {clash} (saved, now); "
-                             "use another --out or the same settings")
-        model.load_state_dict(state["model"])
-        ema.ema_model.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
+            raise SettingsMismatchError(f"{checkpoint_path} was trained with different settings {clash} (saved, now); "
+                                        "use another --out or the same settings")
+        if state["step"] > config.steps:
+            raise SettingsMismatchError(f"{checkpoint_path} is at step {state['step']}, past --steps {config.steps}; "
+                                        "give at least that many steps, or use another --out")
+        try:
+            model.load_state_dict(state["model"])
+            ema.ema_model.load_state_dict(state["ema"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise _damaged(checkpoint_path, f"its weights do not fit the model ({type(err).__name__}: "
+                           f"{str(err)[:300]})") from err
         start_step = int(state["step"])
+        log.truncate(start_step)  # the killed run may have logged steps after its last checkpoint
         log(event="resume", step=start_step)
 
     net = model
@@ -259,9 +415,10 @@ def train_images(config: ImageTrainConfig, *, stop_after: int | None = None) -> 
                 save(step)  # before the log line: a logged step is never more than one interval ahead
             if config.snapshot_every and step % config.snapshot_every == 0 and rank == 0:
                 (out / SNAPSHOTS).mkdir(exist_ok=True)
-                save_checkpoint(out / SNAPSHOTS / f"ema_{step:07d}.pt", ema.ema_model, kind="unet", config=model_config,
-                                info=dict(dataset=config.dataset, schedule=config.schedule, T=config.T, step=step,
-                                          elapsed_s=round(time.perf_counter() - began, 2), resumed_from=start_step))
+                info = dict(dataset=config.dataset, schedule=config.schedule, T=config.T, step=step,
+                            elapsed_s=round(time.perf_counter() - began, 2), resumed_from=start_step)
+                atomic_write(out / SNAPSHOTS / f"ema_{step:07d}.pt", lambda tmp: save_checkpoint(
+                    tmp, ema.ema_model, kind="unet", config=model_config, info=info))
             if step % config.log_every == 0 or step == config.steps:
                 seconds = time.perf_counter() - window_start
                 record = dict(step=step, loss=round(window_loss / window_steps, 5), lr=_lr_at(config, step - 1),
@@ -291,7 +448,8 @@ def train_images(config: ImageTrainConfig, *, stop_after: int | None = None) -> 
     if step == config.steps and rank == 0:
         info = dict(dataset=config.dataset, schedule=config.schedule, T=config.T, steps=step,
                     class_conditional=config.class_conditional, trained_with="python -m diffusion_lab.train")
-        save_checkpoint(out / EXPORT, ema.ema_model, kind="unet", config=model_config, info=info)
+        atomic_write(out / EXPORT, lambda tmp: save_checkpoint(tmp, ema.ema_model, kind="unet", config=model_config,
+                                                                info=info))
         summary["export"] = str(out / EXPORT)
     log(**summary)
     if distributed:

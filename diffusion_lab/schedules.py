@@ -165,7 +165,9 @@ class NoiseSchedule:
         ``steps`` is None (every step), an int S, or an explicit increasing sequence (see
         :func:`sampling_steps`); the grid is τ_S > ... > τ_1 > 0.
         """
-        taus = sampling_steps(self, self.T if steps is None else steps, spacing, start=start)
+        if steps is None:  # every step from start (default T) down
+            steps = self.T if start is None else int(start)
+        taus = sampling_steps(self, steps, spacing, start=start)
         return torch.tensor(taus[::-1] + (0,), dtype=torch.long)
 
     def gather(self, quantity: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -197,7 +197,8 @@ class UNet(nn.Module):
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The per-example embedding of step t (and class y): shape ``(B, 4·channels)``."""
-        emb = self.time_mlp(sinusoidal_embedding(t, self.time_channels))
+        features = sinusoidal_embedding(t, self.time_channels)
+        emb = self.time_mlp(features.to(self.stem.weight.dtype))  # float64 too, after model.double()
         if self.class_emb is not None:
             y = self.num_classes if y is None else y  # None: the null class
             emb = emb + self.class_emb(check_labels("y", y, t.shape[0], self.num_classes).to(t.device))

@@ -174,7 +174,7 @@ EX["09_images"] = [dict(
     label="images-ex-cfg", title="Programming: classifier-free guidance",
     text=r"""Write `cfg(eps_cond, eps_uncond, w)` returning the guided prediction
 $\tilde{\boldsymbol\epsilon} = (1 + w)\,\boldsymbol\epsilon_\theta(\mathbf x_t, t, y) - w\,\boldsymbol\epsilon_\theta(\mathbf x_t, t, \varnothing)$
-that `dl.GuidedEps` uses (Ho & Salimans 2022, Eq. 6), for a float $w \ge 0$. Beware: another common
+that a class-conditional `dl.Denoiser` applies with `guidance=w` (Ho & Salimans 2022, Eq. 6), for a float $w \ge 0$. Beware: another common
 convention writes the same idea with a $w$ that is larger by one; the check recognises it.""",
     solution='''def cfg(eps_cond, eps_uncond, w):
     """(1 + w) * eps_cond - w * eps_uncond: w = 0 is plain conditional sampling."""

@@ -10,7 +10,8 @@ The digits experiments of flow matching and distillation run in the autoencoder'
 where a training step costs milliseconds on a CPU (the pixel UNet's cost about 0.5 s each).
 
 Paste the printed lines into REGISTRY in diffusion_lab/pretrained.py. Each part takes a few
-minutes on two CPU cores.
+minutes on two CPU cores. ``--smoke`` runs a part with tiny budgets and writes its files to a
+temporary directory instead (a check that the script runs; the files are not for shipping).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import argparse
 import copy
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -37,10 +40,22 @@ LATENT = dict(hidden=128, n_blocks=3, steps=6000, batch_size=256, lr=2e-3)
 LATENT_CLIP = 4.0  # |scaled latent| <= 3.6 on the training digits; x̂₀ is clipped to [-4, 4] when sampling
 LATENT_DISTILL = dict(start_steps=64, steps=1000, batch_size=256, lr=1e-3, warmup=100, ema_decay=0.995)
 SHIPPED_STUDENTS = (8, 4, 2, 1)
+OUT_DIR = CHECKPOINT_DIR  # where save() writes; a temporary directory with --smoke
+
+
+def smoke_settings() -> None:
+    """Tiny budgets for --smoke: every code path runs in seconds (the models are useless)."""
+    global OUT_DIR
+    SWISS.update(n=512, steps=20)
+    AUTOENCODER.update(steps=20)
+    LATENT.update(steps=20)
+    for recipe in (SWISS_DISTILL, LATENT_DISTILL):
+        recipe.update(start_steps=4, steps=10, warmup=2)
+    OUT_DIR = Path(tempfile.mkdtemp(prefix="train-beyond-smoke-"))
 
 
 def save(name: str, model: torch.nn.Module, kind: str, config: dict, info: dict, description: str) -> None:
-    path = CHECKPOINT_DIR / f"{name.replace('-', '_')}.pt"
+    path = OUT_DIR / f"{name.replace('-', '_')}.pt"
     info = dict(info, trained_with="scripts/train_beyond.py", device="cpu", torch_threads=torch.get_num_threads(),
                 load_average=[round(v, 2) for v in os.getloadavg()])
     sha = save_checkpoint(path, model, kind=kind, config=config, info=info)
@@ -48,12 +63,18 @@ def save(name: str, model: torch.nn.Module, kind: str, config: dict, info: dict,
     print(f'    "{name}": Entry("{path.name}", "{sha}",\n        "{description}"),', flush=True)
 
 
-def distill_rounds(student, teacher_eps, schedule, data, recipe, wrap, tag, seed):
-    """Rounds 2N → N from recipe['start_steps']; yields (N, ema student) after each round."""
+def distill_rounds(teacher: dl.Denoiser, data: torch.Tensor, recipe: dict, clip: float, tag: str, seed: int):
+    """Rounds 2N → N from recipe['start_steps']; yields (N, EMA student network) after each round.
+
+    ``teacher`` samples with x̂₀ clipped to [−clip, clip], as the chapter samples; each student
+    starts as a copy of its teacher's network read as a v-prediction (Salimans & Ho 2022, Sec. 4),
+    and regresses the unclipped x̂₀.
+    """
+    student = dl.Denoiser(copy.deepcopy(teacher.net).requires_grad_(True), teacher.process, predicts="v")
     n = recipe["start_steps"] // 2
     while n >= 1:
         start = time.perf_counter()
-        result = dl.distill(student, teacher_eps, schedule, data, student_steps=n, steps=recipe["steps"],
+        result = dl.distill(student, teacher, data, student_steps=n, steps=recipe["steps"],
                             batch_size=recipe["batch_size"], lr=recipe["lr"], warmup=recipe["warmup"],
                             ema_decay=recipe["ema_decay"], seed=seed + n)
         print(f"{tag}: student of {n} steps, final loss {result.loss_history[-100:].mean():.4f}, "
@@ -61,16 +82,17 @@ def distill_rounds(student, teacher_eps, schedule, data, recipe, wrap, tag, seed
         ema = result.ema_model
         yield n, ema
         # The trained student is the next round's teacher; the next student starts from it.
-        teacher_eps = wrap(dl.EpsModel(copy.deepcopy(ema).requires_grad_(False), schedule, "v"))
-        student = copy.deepcopy(ema).requires_grad_(True)
+        teacher = result.denoiser.replace(net=copy.deepcopy(ema).requires_grad_(False), clip=clip)
+        student = student.replace(net=copy.deepcopy(ema).requires_grad_(True))
         n //= 2
 
 
 def swiss_diffusion() -> None:
     schedule = dl.make_schedule(SCHEDULE, T)
     torch.manual_seed(0)
-    diffusion = dl.train(dl.TimeMLP(**SWISS_CONFIG), dl.swiss_roll(SWISS["n"], seed=0), schedule, progress=False,
-                         steps=SWISS["steps"], batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0)
+    denoiser = dl.Denoiser(dl.TimeMLP(**SWISS_CONFIG), schedule, predicts="eps")
+    diffusion = dl.train_diffusion(denoiser, dl.swiss_roll(SWISS["n"], seed=0), steps=SWISS["steps"],
+                                   batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0, progress=False)
     save("swiss-diffusion", diffusion.ema_model, "timemlp", SWISS_CONFIG,
          dict(dataset="swiss_roll", schedule=SCHEDULE, T=T, parameterization="eps", recipe=SWISS,
               train_seconds=round(diffusion.seconds, 1)),
@@ -79,23 +101,23 @@ def swiss_diffusion() -> None:
 
 def swiss_flow() -> None:
     torch.manual_seed(0)
-    flow = dl.train_flow_matching(dl.ContinuousTime(dl.TimeMLP(**SWISS_CONFIG)), dl.swiss_roll(SWISS["n"], seed=0),
-                                  steps=SWISS["steps"], batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0)
-    save("swiss-flow", flow.ema_model.net, "timemlp", SWISS_CONFIG,
+    # Flow matching: the diffusion loss of a velocity network on the linear path; t ∈ [0, 1] is fed
+    # to the network as 1000 t, the range its step embedding was built for.
+    denoiser = dl.Denoiser(dl.TimeMLP(**SWISS_CONFIG), dl.linear_path(), predicts="velocity", time_scale=1000.0)
+    flow = dl.train_diffusion(denoiser, dl.swiss_roll(SWISS["n"], seed=0), steps=SWISS["steps"],
+                              batch_size=SWISS["batch_size"], lr=SWISS["lr"], seed=0, progress=False)
+    save("swiss-flow", flow.ema_model, "timemlp", SWISS_CONFIG,
          dict(dataset="swiss_roll", path="linear", time_scale=1000.0, recipe=SWISS, train_seconds=round(flow.seconds, 1)),
-         "TimeMLP velocity model on the swiss roll (flow matching, linear path; wrap in ContinuousTime)")
+         "TimeMLP velocity model on the swiss roll (flow matching, linear path, times scaled by 1000)")
 
 
 def swiss_distill() -> None:
     loaded = dl.pretrained.load("swiss-diffusion")
-    teacher, schedule = loaded.model.requires_grad_(False), loaded.schedule
-
-    def wrap(eps_model):  # clip x̂₀ to a box around the data ([-2.3, 2.3]²), as the chapter samples
-        return dl.ClippedEps(eps_model, schedule, -SWISS_CLIP, SWISS_CLIP)
-
-    student = copy.deepcopy(teacher).requires_grad_(True)
+    loaded.model.requires_grad_(False)
+    # The teacher clips x̂₀ to a box around the data ([-3, 3]²), as the chapter samples.
+    teacher = loaded.denoiser.replace(clip=SWISS_CLIP)
     data = dl.swiss_roll(SWISS["n"], seed=0)
-    for n, ema in distill_rounds(student, wrap(teacher), schedule, data, SWISS_DISTILL, wrap, "swiss", 0):
+    for n, ema in distill_rounds(teacher, data, SWISS_DISTILL, SWISS_CLIP, "swiss", 0):
         if n in SHIPPED_STUDENTS:
             save(f"swiss-distilled-{n}", ema, "timemlp", SWISS_CONFIG,
                  dict(dataset="swiss_roll", schedule=SCHEDULE, T=T, parameterization="v", sampling_steps=n,
@@ -120,8 +142,8 @@ def latent() -> None:
     schedule = dl.make_schedule(SCHEDULE, T)
     config = dict(data_dim=AUTOENCODER["latent_dim"], hidden=LATENT["hidden"], n_blocks=LATENT["n_blocks"])
     torch.manual_seed(0)
-    model = dl.train(dl.TimeMLP(**config), z, schedule, steps=LATENT["steps"], batch_size=LATENT["batch_size"],
-                     lr=LATENT["lr"], seed=0, progress=False)
+    model = dl.train_diffusion(dl.Denoiser(dl.TimeMLP(**config), schedule, predicts="eps"), z, steps=LATENT["steps"],
+                               batch_size=LATENT["batch_size"], lr=LATENT["lr"], seed=0, progress=False)
     save("digits8-latent-diffusion", model.ema_model, "timemlp", config,
          dict(dataset="digits8 latents of digits8-autoencoder", schedule=SCHEDULE, T=T, parameterization="eps",
               recipe=LATENT, train_seconds=round(model.seconds, 1)),
@@ -137,19 +159,16 @@ def latent_extra() -> None:
         z = ae.to_latent(train_x)
     config = dict(data_dim=AUTOENCODER["latent_dim"], hidden=LATENT["hidden"], n_blocks=LATENT["n_blocks"])
     torch.manual_seed(0)
-    flow = dl.train_flow_matching(dl.ContinuousTime(dl.TimeMLP(**config)), z, steps=LATENT["steps"],
-                                  batch_size=LATENT["batch_size"], lr=LATENT["lr"], seed=0)
-    save("digits8-latent-flow", flow.ema_model.net, "timemlp", config,
+    denoiser = dl.Denoiser(dl.TimeMLP(**config), dl.linear_path(), predicts="velocity", time_scale=1000.0)
+    flow = dl.train_diffusion(denoiser, z, steps=LATENT["steps"], batch_size=LATENT["batch_size"], lr=LATENT["lr"],
+                              seed=0, progress=False)
+    save("digits8-latent-flow", flow.ema_model, "timemlp", config,
          dict(dataset="digits8 latents of digits8-autoencoder", path="linear", time_scale=1000.0, recipe=LATENT,
               train_seconds=round(flow.seconds, 1)),
          "TimeMLP velocity model on the digits8 latents (flow matching, same recipe as the latent diffusion model)")
-    net, schedule = teacher.model.requires_grad_(False), teacher.schedule
-
-    def wrap(eps_model):  # clip x̂₀ to the box that holds the training latents, as the chapter samples
-        return dl.ClippedEps(eps_model, schedule, -LATENT_CLIP, LATENT_CLIP)
-
-    student = copy.deepcopy(net).requires_grad_(True)
-    for n, ema in distill_rounds(student, wrap(net), schedule, z, LATENT_DISTILL, wrap, "latent", 0):
+    teacher.model.requires_grad_(False)
+    # The teacher clips x̂₀ to the box that holds the training latents, as the chapter samples.
+    for n, ema in distill_rounds(teacher.denoiser.replace(clip=LATENT_CLIP), z, LATENT_DISTILL, LATENT_CLIP, "latent", 0):
         if n in SHIPPED_STUDENTS:
             save(f"digits8-latent-distilled-{n}", ema, "timemlp", config,
                  dict(dataset="digits8 latents of digits8-autoencoder", schedule=SCHEDULE, T=T, parameterization="v",
@@ -165,8 +184,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=list(PARTS))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="tiny budgets, files to a temporary directory")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.smoke:
+        smoke_settings()
+        print("smoke run: files go to", OUT_DIR, flush=True)
     PARTS[args.what]()
 
 

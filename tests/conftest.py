@@ -25,9 +25,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def gmm():
-    """The book's unequal three-component 2D mixture (chapters 5 and 6), with its exact score."""
+    """The book's unequal three-component 2D mixture (chapters 5 and 6), with its exact score (immutable:
+    one object for the session, so helpers can cache per mixture)."""
     return dl.GaussianMixture(
         weights=torch.tensor([0.2, 0.5, 0.3]),
         means=torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]]),

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import diffusion_lab as dl
-from diffusion_lab.sdedit import truncate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,6 +26,7 @@ def gaussian(mean, cov) -> dl.GaussianMixture:
 
 @pytest.mark.parametrize("T, U, j", [(1, 1, 1), (10, 1, 1), (10, 3, 3), (25, 5, 5), (50, 10, 1), (7, 4, 10)])
 def test_repaint_schedule_moves_and_cost(T, U, j):
+    # T: the number of steps of the sampler's grid (index 0 is its data end).
     steps = dl.repaint_schedule(T, U, j)
     assert steps[0] == T and steps[-1] == 0
     moves = [b - a for a, b in zip(steps[:-1], steps[1:])]
@@ -38,9 +38,11 @@ def test_repaint_schedule_moves_and_cost(T, U, j):
 def test_repaint_schedule_without_resampling_is_plain_descent():
     assert dl.repaint_schedule(5) == [5, 4, 3, 2, 1, 0]
     assert dl.repaint_schedule(5, 1, 3) == [5, 4, 3, 2, 1, 0]
-    for bad in (dict(T=0), dict(T=5, resamplings=0), dict(T=5, jump_length=1.5)):
-        with pytest.raises(ValueError, match="must be an int >= 1"):
+    for bad in (dict(steps=0), dict(steps=5, resamplings=0)):
+        with pytest.raises(ValueError, match="must be an int >= 1, got 0"):
             dl.repaint_schedule(**bad)
+    with pytest.raises(TypeError, match="jump_length must be an int >= 1, got 1.5"):
+        dl.repaint_schedule(5, jump_length=1.5)
 
 
 # --- Inpainting on 2D Gaussians, against the exact conditional ---------------------------------
@@ -52,7 +54,7 @@ def test_replacement_is_exact_when_the_coordinates_are_independent():
     target = gaussian([0.5, -0.3], [[0.4, 0.0], [0.0, 0.5]])
     schedule = dl.cosine_schedule(100)
     known = torch.tensor([[0.0, 1.2]]).expand(4000, 2)
-    x = dl.inpaint_sample(target.eps_model(schedule), schedule, known, torch.tensor([False, True]),
+    x = dl.inpaint_sample(target.denoiser(schedule), known, torch.tensor([False, True]),
                           generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(x[:, 1], known[:, 1])
     # Standard error of the mean 0.63 / √4000 = 0.01.
@@ -70,9 +72,8 @@ def test_repaint_corrects_the_bias_of_replacement_on_a_correlated_gaussian():
     schedule = dl.cosine_schedule(50)
     known = torch.tensor([[0.0, y]]).expand(4000, 2)
     mask = torch.tensor([False, True])
-    plain = dl.inpaint_sample(target.eps_model(schedule), schedule, known, mask,
-                              generator=torch.Generator().manual_seed(0))
-    repaint = dl.inpaint_sample(target.eps_model(schedule), schedule, known, mask, resamplings=10,
+    plain = dl.inpaint_sample(target.denoiser(schedule), known, mask, generator=torch.Generator().manual_seed(0))
+    repaint = dl.inpaint_sample(target.denoiser(schedule), known, mask, resamplings=10,
                                 generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(repaint[:, 1], known[:, 1])
     plain_error = abs(float(plain[:, 0].mean()) - exact_mean)
@@ -96,7 +97,7 @@ def test_replacement_with_a_projection_is_exact_in_the_right_basis():
     def project(x):
         return x.mean(1, keepdim=True).expand_as(x)
 
-    x = dl.replacement_sample(target.eps_model(schedule), schedule, reference, project,
+    x = dl.replacement_sample(target.denoiser(schedule), reference, project,
                               generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(x.mean(1), torch.full((4000,), 0.6), atol=1e-5, rtol=0)
     v = (x[:, 0] - x[:, 1]) / math.sqrt(2)
@@ -117,8 +118,7 @@ def test_sdedit_output_matches_the_gaussian_closed_form(t0):
     target = gaussian(mu.tolist(), (s2 * torch.eye(2)).tolist())
     schedule = dl.cosine_schedule(1000)
     guide = torch.tensor([[-1.5, 1.0]]).expand(4000, 2)
-    x = dl.sdedit_sample(target.eps_model(schedule), schedule, guide, t0,
-                         generator=torch.Generator().manual_seed(0))
+    x = dl.sdedit_sample(target.denoiser(schedule), guide, t0, generator=torch.Generator().manual_seed(0))
     ab = float(schedule.alpha_bar[t0])
     c = ab * s2 / (ab * s2 + 1 - ab)
     std = (s2 * (1 - ab) / (ab * s2 + 1 - ab) * (1 + c)) ** 0.5
@@ -126,22 +126,32 @@ def test_sdedit_output_matches_the_gaussian_closed_form(t0):
     torch.testing.assert_close(x.std(0), torch.full((2,), std), atol=0.03, rtol=0)
 
 
-def test_sdedit_trajectory_and_truncated_schedule():
+def test_sdedit_trajectory_starts_from_the_noised_guide_at_t0():
     schedule = dl.cosine_schedule(50)
-    head = truncate(schedule, 20)
-    assert head.T == 20
-    torch.testing.assert_close(torch.tensor(head.alpha_bar), torch.tensor(schedule.alpha_bar[:21]))
-    model = dl.GaussianMixture.ring().eps_model(schedule)
+    # SDEdit runs the reverse chain on the head of the schedule: steps t₀ > ... > 1 > 0.
+    assert schedule.time_grid(start=20).tolist() == list(range(20, -1, -1))
+    assert schedule.time_grid(5, start=20).tolist() == [20, 16, 12, 8, 4, 0]
+    model = dl.GaussianMixture.ring().denoiser(schedule)
     guide = torch.zeros(5, 2)
-    x, trajectory = dl.sdedit_sample(model, schedule, guide, 20, return_trajectory=True,
+    x, trajectory = dl.sdedit_sample(model, guide, 20, return_trajectory=True,
                                      generator=torch.Generator().manual_seed(0))
     assert trajectory.shape == (21, 5, 2)
-    torch.testing.assert_close(trajectory[0], x)
-    again = dl.sdedit_sample(model, schedule, guide, 20, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(trajectory[-1], x)
+    # Sampling order: first the draw of q(x_{t₀} | guide), from the same generator.
+    noised = dl.q_sample(schedule, guide, 20, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(trajectory[0], noised)
+    again = dl.sdedit_sample(model, guide, 20, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(again, x)
-    for bad in (0, 51, 2.5):
-        with pytest.raises(ValueError, match="t0 must be an int step in 1..50"):
-            dl.sdedit_sample(model, schedule, guide, bad)
+    fewer, short = dl.sdedit_sample(model, guide, 20, steps=5, return_trajectory=True,
+                                    generator=torch.Generator().manual_seed(0))
+    assert short.shape == (6, 5, 2) and fewer.shape == (5, 2)
+    for bad in (0, 51):
+        with pytest.raises(ValueError, match=f"t0 must be an int in 1..50, got {bad}"):
+            dl.sdedit_sample(model, guide, bad)
+    with pytest.raises(TypeError, match="t0 must be an int in 1..50, got 2.5"):
+        dl.sdedit_sample(model, guide, 2.5)
+    with pytest.raises(ValueError, match=r"t0 must be a finite number in \(0.001, 1\], got 0"):
+        dl.sdedit_sample(dl.GaussianMixture.ring().denoiser(dl.VPSDE()), guide, 0.0)
 
 
 def test_ascii_image():
@@ -155,13 +165,13 @@ def test_ascii_image():
 
 
 def image_model(schedule, shape=(1, 4, 4)):
-    """The exact ε̂ of a 16-dimensional Gaussian mixture, as a model on 4×4 images."""
+    """The exact x̂₀ of a 16-dimensional Gaussian mixture, as a denoiser of 4×4 images."""
     D = math.prod(shape)
     g = torch.Generator().manual_seed(0)
     means = torch.randn(3, D, generator=g, dtype=torch.float64) * 0.5
     covs = 0.1 * torch.eye(D, dtype=torch.float64).expand(3, D, D).clone()
-    eps = dl.GaussianMixture(torch.full((3,), 1 / 3, dtype=torch.float64), means, covs).eps_model(schedule)
-    return lambda x, t: eps(x.flatten(1), t).reshape(x.shape)
+    oracle = dl.GaussianMixture(torch.full((3,), 1 / 3, dtype=torch.float64), means, covs).denoiser(schedule)
+    return dl.Denoiser(lambda x, t: oracle.x0(x.flatten(1), t).reshape(x.shape), schedule, predicts="x0")
 
 
 def test_inpainting_images_keeps_the_known_pixels_and_replays_its_noise():
@@ -170,12 +180,12 @@ def test_inpainting_images_keeps_the_known_pixels_and_replays_its_noise():
     known = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
     mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
     mask[..., :2, :] = True
-    x, trajectory = dl.inpaint_sample(model, schedule, known, mask, resamplings=3, jump_length=4,
+    x, trajectory = dl.inpaint_sample(model, known, mask, resamplings=3, jump_length=4,
                                       return_trajectory=True, generator=torch.Generator().manual_seed(2))
     assert trajectory.shape == (len(dl.repaint_schedule(20, 3, 4)), 6, 1, 4, 4)
     torch.testing.assert_close(trajectory[-1], x)
     torch.testing.assert_close(x[..., :2, :], known[..., :2, :])
-    again = dl.inpaint_sample(model, schedule, known, mask.float(), resamplings=3, jump_length=4,
+    again = dl.inpaint_sample(model, known, mask.float(), resamplings=3, jump_length=4,
                               generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(again, x)
 
@@ -184,7 +194,7 @@ def test_ilvr_is_consistent_with_the_low_resolution_image():
     schedule = dl.cosine_schedule(20)
     model = image_model(schedule)
     low = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    x = dl.ilvr_sample(model, schedule, low, 2, resamplings=2, jump_length=5,
+    x = dl.ilvr_sample(model, low, 2, resamplings=2, jump_length=5,
                        generator=torch.Generator().manual_seed(0))
     assert x.shape == (6, 1, 4, 4)
     torch.testing.assert_close(dl.box_downsample(x, 2), low, atol=1e-5, rtol=0)
@@ -213,31 +223,22 @@ def test_harmonic_fill_reproduces_a_linear_ramp():
     torch.testing.assert_close(filled, ramp, atol=1e-4, rtol=0)
 
 
-def test_metrics_closed_forms():
-    target = torch.zeros(2, 1, 2, 2)
-    x = target + 0.2  # MSE 0.04
-    torch.testing.assert_close(dl.psnr(x, target), torch.full((2,), 10 * math.log10(4 / 0.04)))
-    region = torch.tensor([[True, False], [False, False]])
-    x[:, :, 0, 0] = 1.0
-    torch.testing.assert_close(dl.masked_mse(x, target, region), torch.ones(2))
-    with pytest.raises(ValueError, match="region is empty"):
-        dl.masked_mse(x, target, torch.zeros(2, 2, dtype=torch.bool))
-
-
 def test_input_checks():
     schedule = dl.cosine_schedule(10)
     model = image_model(schedule)
     known = torch.zeros(2, 1, 4, 4)
     with pytest.raises(ValueError, match="does not broadcast"):
-        dl.inpaint_sample(model, schedule, known, torch.ones(3, 3, dtype=torch.bool))
+        dl.inpaint_sample(model, known, torch.ones(3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="hold only 0 and 1"):
-        dl.inpaint_sample(model, schedule, known, torch.full((4, 4), 0.5))
+        dl.inpaint_sample(model, known, torch.full((4, 4), 0.5))
     with pytest.raises(ValueError, match="unknown reverse variance 'sigma'"):
-        dl.inpaint_sample(model, schedule, known, torch.ones(4, 4), variance="sigma")
+        dl.inpaint_sample(model, known, torch.ones(4, 4), variance="sigma")
     with pytest.raises(ValueError, match=r"known must have shape \(B, ...\)"):
-        dl.inpaint_sample(model, schedule, torch.zeros(4), torch.ones(4))
+        dl.inpaint_sample(model, torch.zeros(4), torch.ones(4))
     with pytest.raises(ValueError, match="factor must be an int >= 1"):
-        dl.ilvr_sample(model, schedule, torch.zeros(2, 1, 2, 2), 0)
+        dl.ilvr_sample(model, torch.zeros(2, 1, 2, 2), 0)
+    with pytest.raises(ValueError, match=r"x_T and reference must have the same shape"):
+        dl.inpaint_sample(model, known, torch.ones(4, 4), x_T=torch.zeros(3, 1, 4, 4))
 
 
 # --- The chapter's bars on the shipped digits model (cheap versions) -----------------------------
@@ -245,22 +246,20 @@ def test_input_checks():
 
 @pytest.fixture(scope="module")
 def digits():
-    loaded = dl.pretrained.load("digits8-unet")
-    respaced, tau = dl.respace(loaded.schedule, 25)
-    eps = dl.ClippedEps(dl.RespacedModel(dl.GuidedEps(loaded.model, None), tau), respaced)
+    denoiser = dl.pretrained.load("digits8-unet").denoiser  # unconditional (the null class), x̂₀ clipped
     test_x, _ = dl.digits_8x8(split="test")
     train_x, _ = dl.digits_8x8(split="train")
-    return eps, respaced, test_x[:50], train_x
+    return denoiser, test_x[:50], train_x
 
 
 def test_repaint_beats_the_baselines_on_the_hole(digits):
     """Centre 4×4 hole, 50 test digits, 25 steps, RePaint U = 5, j = 5 (the chapter's setting on
     100 digits). Both baselines must be beaten on the masked region by a margin of 10%."""
-    eps, respaced, x0, train_x = digits
+    denoiser, x0, train_x = digits
     mask = torch.ones(1, 1, 8, 8, dtype=torch.bool)
     mask[..., 2:6, 2:6] = False
     mask = mask.expand_as(x0)
-    out = dl.inpaint_sample(eps, respaced, x0, mask, resamplings=5, jump_length=5,
+    out = dl.inpaint_sample(denoiser, x0, mask, steps=25, resamplings=5, jump_length=5,
                             generator=torch.Generator().manual_seed(0)).clamp(-1, 1)
     ours = dl.masked_mse(out, x0, ~mask).mean().item()
     harmonic = dl.masked_mse(dl.harmonic_fill(x0, mask), x0, ~mask).mean().item()
@@ -272,9 +271,9 @@ def test_repaint_beats_the_baselines_on_the_hole(digits):
 def test_ilvr_beats_bicubic_in_psnr(digits):
     """8×8 from the 4×4 block means of 50 test digits, plain ILVR with 25 steps. Measured: 14.9, 15.8,
     15.5 dB for seeds 0, 1, 2 against 13.5 dB for bicubic."""
-    eps, respaced, x0, _ = digits
+    denoiser, x0, _ = digits
     low = dl.box_downsample(x0, 2)
-    out = dl.ilvr_sample(eps, respaced, low, 2, generator=torch.Generator().manual_seed(0))
+    out = dl.ilvr_sample(denoiser, low, 2, steps=25, generator=torch.Generator().manual_seed(0))
     ours = dl.psnr(out, x0).mean().item()
     bicubic = dl.psnr(dl.bicubic_upsample(low, 2), x0).mean().item()
     assert ours > bicubic + 1.0, (ours, bicubic)

@@ -84,3 +84,93 @@ def test_moving_a_slider_changes_the_picture_and_the_readout(tmp_path):
     assert before[0] == "k = 1, a" and after[0] == "k = 3, a"
     assert before[1] != after[1]
     assert errors == []
+
+
+# --- The chapters' figures (diffusion_lab.chapter_figures) --------------------------------------
+
+import torch  # noqa: E402
+
+import diffusion_lab as dl  # noqa: E402
+from diffusion_lab import chapter_figures  # noqa: E402
+
+
+def _layer_xy(layer: dict) -> np.ndarray:
+    return F._decode(layer["xy"]).reshape(-1, 2)
+
+
+def _scale_std(schedule, t: int) -> tuple[float, float]:
+    return float(schedule.alpha_bar[t]) ** 0.5, float(1 - schedule.alpha_bar[t]) ** 0.5
+
+
+def _step(values: np.ndarray) -> float:
+    """The int16 quantisation step of an encoded array (its largest |value| / 32767)."""
+    return float(np.abs(values).max()) / 32767
+
+
+def test_forward_process_frames_follow_the_closed_form_with_one_noise():
+    """Every frame is x_t = s_t x_0 + σ_t ε with the same ε: the ε read off one frame predicts another."""
+    points, digit = dl.swiss_roll(300, seed=0).double(), dl.digits_8x8()[0][:1].double()
+    schedules = {"cosine": dl.cosine_schedule(50), "linear": dl.linear_schedule(40)}
+    explorer = chapter_figures.forward_process(points, digit, schedules, fractions=[0.0, 0.5, 1.0], n_points=100)
+    assert len(explorer.frames) == 6
+    for k, (name, s) in enumerate(schedules.items()):
+        clean = _layer_xy(explorer.frame_at([k, 0])["points"][0])
+        np.testing.assert_allclose(clean, points[:100].numpy(), atol=2 * _step(clean))  # t = 0 is the data
+        x_half, x_end = (_layer_xy(explorer.frame_at([k, j])["points"][0]) for j in (1, 2))
+        (s_half, sig_half), (s_end, sig_end) = (_scale_std(s, round(f * s.T)) for f in (0.5, 1.0))
+        eps = (x_half - s_half * clean) / sig_half
+        tolerance = 4 * (_step(x_end) + _step(x_half) / sig_half + _step(clean))
+        np.testing.assert_allclose(x_end, s_end * clean + sig_end * eps, atol=tolerance)
+        frame = explorer.frame_at([k, 1])
+        t = round(0.5 * s.T)
+        assert frame["readout"].startswith(f"{name}: t = {t} / {s.T}, ᾱ_t = {float(s.alpha_bar[t]):.3g}")
+        marker = _layer_xy(frame["log_snr"][1])
+        np.testing.assert_allclose(marker, [[0.5, s.log_snr[t]]], atol=_step(marker))
+        assert "SNR = ∞" in explorer.frame_at([k, 0])["readout"]
+
+
+def test_elbo_terms_frames_read_out_each_term_and_its_share():
+    # Terms L_0 .. L_3 and the prior L_4 of a bound with T = 4, two examples each (means -1, 2, 1, 0.5, 0).
+    means = torch.tensor([-1.0, 2.0, 1.0, 0.5, 0.0], dtype=torch.float64)
+    terms = torch.stack([means - 0.25, means + 0.25], 1)  # (T + 1, B)
+    explorer = chapter_figures.elbo_terms({"β_t": terms, "β̃_t": 2 * terms.abs()})
+    assert [c["labels"] for c in explorer.payload()["controls"]] == [["β_t", "β̃_t"], ["1", "2", "3", "4"]]
+    frame = explorer.frame_at([0, 1])  # ω² = β_t, t = 2: L_1 = 2 of L = 2.5
+    bars = frame["bars"][0]
+    np.testing.assert_allclose(F._decode(bars["values"]), [0, -1, 2, 1, 0.5], atol=_step(np.array([2.0])))
+    assert bars["highlight"] == 2
+    assert "L_1 = 2 nats" in frame["readout"] and "80 % of the bound L = 2.5 nats" in frame["readout"]
+    assert "L_1 alone: 57.1 % of Σ L_(t−1)" in frame["readout"]  # 2 / (2 + 1 + 0.5)
+    last = explorer.frame_at([0, 3])["readout"]
+    assert "L_3 = 0.5 nats" in last and "20 % of the bound" in last and "together: 100 %" in last
+    assert "negative here" in explorer.frame_at([0, 0])["readout"]
+    assert "negative" not in explorer.frame_at([1, 0])["readout"]  # 2|L_0| > 0
+    with pytest.raises(ValueError, match="positive"):
+        chapter_figures.elbo_terms({"bad": -terms.abs()})
+
+
+def test_posterior_frames_show_the_mean_and_variance_of_q_posterior():
+    schedule = dl.cosine_schedule(100)
+    data = dl.swiss_roll(400, seed=3).double()
+    explorer = chapter_figures.posterior(schedule, data, data[:3], steps=(2, 10, 50), n_samples=400)
+    assert len(explorer.frames) == 9
+    for i in range(3):
+        x_ts = []
+        for j, t in enumerate((2, 10, 50)):
+            plane = explorer.frame_at([i, j])["plane"]
+            samples, circle, x_t, x0, mean = plane
+            x_t, x0, mean = (_layer_xy(layer) for layer in (x_t, x0, mean))
+            np.testing.assert_allclose(x0, data[i:i + 1].numpy(), atol=_step(x0))
+            expected_mean, expected_var = dl.q_posterior(schedule, torch.from_numpy(x_t), torch.from_numpy(x0), t)
+            np.testing.assert_allclose(mean, expected_mean.numpy(), atol=4 * (_step(mean) + _step(x_t) + _step(x0)))
+            std = float(schedule.beta_tilde[t]) ** 0.5
+            assert circle["r"] == pytest.approx(std, rel=1e-4)
+            spread = (_layer_xy(samples) - mean).std(0)
+            assert np.all(np.abs(spread / std - 1) < 0.15)  # 400 draws: relative standard error 3.5 %
+            x_ts.append(x_t)
+        # One ε for every t: (x_t - s_t x_0) / σ_t is the same at t = 2, 10, 50.
+        eps = [(x_t - _scale_std(schedule, t)[0] * x0) / _scale_std(schedule, t)[1] for x_t, t in zip(x_ts, (2, 10, 50))]
+        np.testing.assert_allclose(eps[0], eps[2], atol=0.02)
+        np.testing.assert_allclose(eps[1], eps[2], atol=0.01)
+    with pytest.raises(ValueError, match="steps must lie in 2..T"):
+        chapter_figures.posterior(schedule, data, data[:1], steps=(1, 5))

@@ -6,6 +6,8 @@ import torch
 
 import diffusion_lab as dl
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # hundreds of small steps: 2 threads only add overhead
+
 SHAPES = [(5, 2), (5, 1, 8, 8), (5, 3, 4, 4)]
 
 

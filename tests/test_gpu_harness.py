@@ -62,7 +62,8 @@ def test_shipped_checkpoints_load_and_match_the_run(smoke, capsys):
         path = tmp / "ckpt" / f"{name.replace('-', '_')}.pt"
         assert dl.pretrained.sha256_of(path) in printed  # the registry line carries the file's hash
         loaded = dl.pretrained.load_checkpoint(path)
-        assert loaded.info["steps"] == 4 and loaded.schedule.T == 50 and loaded.info["stopped_by"] == "steps"
+        assert loaded.info["steps"] == 4 and loaded.denoiser.process.T == 50 and loaded.info["stopped_by"] == "steps"
+        assert loaded.denoiser.clip == 1.0  # what evaluate samples with: x̂₀ clipped to the data range
         assert (loaded.model.num_classes is not None) == ("cfg" in name)
 
 

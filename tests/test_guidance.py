@@ -24,13 +24,25 @@ def test_labelled_sampling_and_per_class_oracle(toy):
         assert (x[y == k].double().mean(0) - toy.means[k]).abs().max() < 4 * 0.5 / (1000**0.5)
     x_t = torch.randn(50, 2, dtype=torch.float64)
     y = torch.randint(0, 3, (50,))
-    cond = toy.conditional_eps(x_t, 0.4, y)
+    level = (0.4**0.5, 0.6**0.5)  # ᾱ = 0.4
+    cond_x0, cond_eps = toy.posterior_means(x_t, *level, y)
     for k in range(3):
-        torch.testing.assert_close(cond[y == k], toy.component(k).eps(x_t[y == k], 0.4))
+        x0_k, eps_k = toy.component(k).posterior_means(x_t[y == k], *level)
+        torch.testing.assert_close(cond_eps[y == k], eps_k)
+        torch.testing.assert_close(cond_x0[y == k], x0_k)
+    # The null label K asks for the whole mixture.
+    torch.testing.assert_close(toy.posterior_means(x_t, *level, torch.full((50,), 3))[1],
+                               toy.posterior_means(x_t, *level)[1])
+    # The labelled oracle denoiser on a schedule: the same per-class answers at every step.
+    s = dl.cosine_schedule(100)
+    t = torch.randint(1, 101, (50,), generator=torch.Generator().manual_seed(4))
+    prediction = toy.denoiser(s, labels=y).predict(x_t, t)
+    for k in range(3):
+        torch.testing.assert_close(prediction.eps[y == k], toy.component(k).denoiser(s).eps(x_t[y == k], t[y == k]))
     # p(y | x_t) sums to one and is the Bayes posterior π_k N_k / Σ_j π_j N_j.
-    log_post = toy.class_log_posterior(x_t, 0.4)
+    log_post = toy.class_log_posterior(x_t, *level)
     torch.testing.assert_close(log_post.exp().sum(1), torch.ones(50, dtype=torch.float64))
-    log_joint = torch.stack([toy.component(k).log_prob(x_t, 0.4) for k in range(3)], 1) + toy.weights.log()
+    log_joint = torch.stack([toy.component(k).log_prob(x_t, *level) for k in range(3)], 1) + toy.weights.log()
     torch.testing.assert_close(log_post, torch.log_softmax(log_joint, 1))
     with pytest.raises(ValueError, match="component index in 0..2"):
         toy.component(3)
@@ -40,28 +52,46 @@ def test_classifier_guidance_with_exact_models_is_bayes_rule(toy):
     """∇ log q_t(x|y) = ∇ log q_t(x) + ∇ log q_t(y|x): with the exact classifier and scale 1,
     the guided unconditional ε̂ equals the exact conditional ε̂."""
     s = dl.cosine_schedule(100)
-    alpha_bar = torch.from_numpy(np.array(s.alpha_bar))
 
     def exact_classifier(x, t):
-        return toy.class_log_posterior(x, alpha_bar[t])
+        return toy.class_log_posterior(x, *s.scale_std(t))
 
     x_t = torch.randn(64, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     t = torch.randint(1, 101, (64,), generator=torch.Generator().manual_seed(2))
     y = torch.randint(0, 3, (64,), generator=torch.Generator().manual_seed(3))
-    guided = dl.ClassifierGuidance(toy.eps_model(s), exact_classifier, s, y, scale=1.0)
-    torch.testing.assert_close(guided(x_t, t), toy.conditional_eps_model(s)(x_t, t, y))
+    guided = dl.ClassifierGuidance(toy.denoiser(s), exact_classifier, y, scale=1.0)
+    exact = toy.denoiser(s, labels=y).predict(x_t, t)
+    prediction = guided.predict(x_t, t)
+    torch.testing.assert_close(prediction.eps, exact.eps)
+    torch.testing.assert_close(prediction.x0, exact.x0)
     assert not x_t.requires_grad
+    # Scale 0 is the unconditional denoiser; the scale must be >= 0.
+    torch.testing.assert_close(dl.ClassifierGuidance(toy.denoiser(s), exact_classifier, y, scale=0.0).eps(x_t, t),
+                               toy.denoiser(s).eps(x_t, t))
+    with pytest.raises(ValueError, match="scale must be a finite number >= 0, got -1.0"):
+        dl.ClassifierGuidance(toy.denoiser(s), exact_classifier, y, scale=-1.0)
 
 
 def test_classifier_free_guidance_formula(toy):
     s = dl.cosine_schedule(100)
-    model = toy.conditional_eps_model(s)
     x_t, t = torch.randn(20, 2, dtype=torch.float64), torch.full((20,), 30)
-    cond, uncond = model(x_t, t, torch.full((20,), 2)), model(x_t, t, None)
-    torch.testing.assert_close(dl.ClassifierFreeGuidance(model, 2, 0.0)(x_t, t), cond)
-    torch.testing.assert_close(dl.ClassifierFreeGuidance(model, 2, 3.0)(x_t, t), 4.0 * cond - 3.0 * uncond)
-    with pytest.raises(ValueError, match="guidance scale w must be >= 0"):
-        dl.ClassifierFreeGuidance(model, 2, -1.0)
+    cond, uncond = toy.denoiser(s, labels=2).predict(x_t, t), toy.denoiser(s).predict(x_t, t)
+    torch.testing.assert_close(toy.denoiser(s, labels=2, guidance=0.0).eps(x_t, t), cond.eps)
+    guided = toy.denoiser(s).replace(labels=2, guidance=3.0).predict(x_t, t)
+    # Eq. 6 with the (1 + w) convention, on the network outputs, so on x̂₀ and ε̂ alike.
+    torch.testing.assert_close(guided.eps, 4.0 * cond.eps - 3.0 * uncond.eps)
+    torch.testing.assert_close(guided.x0, 4.0 * cond.x0 - 3.0 * uncond.x0)
+    # The same with a trained-style network: one batched call, the null label K for the unconditional half.
+    torch.manual_seed(0)
+    net = dl.TimeMLP(hidden=16, n_blocks=1, num_classes=3)
+    x = x_t.float()
+    with torch.no_grad():
+        expected = 4.0 * net(x, t, torch.full((20,), 2)) - 3.0 * net(x, t, torch.full((20,), 3))
+        torch.testing.assert_close(dl.Denoiser(net, s, labels=2, guidance=3.0).eps(x, t), expected)
+    with pytest.raises(ValueError, match="guidance must be a finite number >= 0, got -1.0"):
+        toy.denoiser(s, labels=2, guidance=-1.0)
+    with pytest.raises(ValueError, match="labels and guidance need a class-conditional network"):
+        dl.Denoiser(dl.TimeMLP(hidden=8, n_blocks=1), s, labels=2)
 
 
 def test_conditional_time_mlp_and_unchanged_unconditional_one():
@@ -75,7 +105,7 @@ def test_conditional_time_mlp_and_unchanged_unconditional_one():
     x, t = torch.randn(5, 2), torch.randint(1, 50, (5,))
     assert cond(x, t, torch.tensor([0, 1, 2, 3, 0])).shape == (5, 2)
     torch.testing.assert_close(cond(x, t), cond(x, t, torch.full((5,), 3)))  # None is the null label
-    with pytest.raises(ValueError, match="labels must lie in 0..2, or be 3"):
+    with pytest.raises(ValueError, match="y holds 4; labels must lie in 0..2, or 3 for the null label"):
         cond(x, t, torch.tensor([0, 1, 2, 4, 0]))
     with pytest.raises(ValueError, match="unconditional"):
         plain(x, t, torch.zeros(5, dtype=torch.long))
@@ -84,12 +114,18 @@ def test_conditional_time_mlp_and_unchanged_unconditional_one():
 def test_train_with_labels_and_label_dropout_checks():
     s = dl.cosine_schedule(20)
     data, y = torch.randn(100, 2), torch.randint(0, 3, (100,))
-    with pytest.raises(ValueError, match="needs a model with a null_label"):
-        dl.train(dl.TimeMLP(hidden=8, n_blocks=1), data, s, steps=1, labels=y, label_dropout=0.1, progress=False)
+    plain = dl.Denoiser(dl.TimeMLP(hidden=8, n_blocks=1), s)
+    conditional = dl.Denoiser(dl.TimeMLP(hidden=8, n_blocks=1, num_classes=3), s)
+    with pytest.raises(ValueError, match=r"labels need a class-conditional network \(net.num_classes is None\)"):
+        dl.train_diffusion(plain, data, steps=1, labels=y, label_dropout=0.1, progress=False)
     with pytest.raises(ValueError, match="label_dropout needs labels"):
-        dl.train(dl.TimeMLP(hidden=8, n_blocks=1), data, s, steps=1, label_dropout=0.1, progress=False)
-    with pytest.raises(ValueError, match="labels must be integer class labels"):
-        dl.train(dl.TimeMLP(hidden=8, n_blocks=1, num_classes=3), data, s, steps=1, labels=y[:5], progress=False)
+        dl.train_diffusion(plain, data, steps=1, label_dropout=0.1, progress=False)
+    with pytest.raises(ValueError, match=r"labels must have shape \(100,\) to match the batch, got \(5,\)"):
+        dl.train_diffusion(conditional, data, steps=1, labels=y[:5], progress=False)
+    with pytest.raises(TypeError, match="labels must hold integer class labels"):
+        dl.train_diffusion(conditional, data, steps=1, labels=y.float(), progress=False)
+    with pytest.raises(ValueError, match="labels holds 3; labels must lie in 0..2$"):  # the null label is not a class
+        dl.train_diffusion(conditional, data, steps=1, labels=torch.full((100,), 3), progress=False)
 
 
 def test_noisy_classifier_learns_the_bayes_posterior(toy):
@@ -105,7 +141,7 @@ def test_noisy_classifier_learns_the_bayes_posterior(toy):
         x_t = dl.q_sample(s, x_test, step, generator=torch.Generator().manual_seed(step))
         t = torch.full((4000,), step)
         learned = (clf(x_t, t).argmax(1) == y_test).double().mean()
-        bayes = (toy.class_log_posterior(x_t, float(s.alpha_bar[step])).argmax(1) == y_test).double().mean()
+        bayes = (toy.class_log_posterior(x_t, *s.scale_std(t)).argmax(1) == y_test).double().mean()
         assert learned > bayes - 0.03, (step, float(learned), float(bayes))
 
 
@@ -127,8 +163,8 @@ def test_classifier_free_guidance_trades_diversity_for_accuracy():
     s = dl.linear_schedule(100)
     x, y = toy.sample_labelled(20_000, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    net = dl.train(dl.TimeMLP(hidden=64, n_blocks=3, num_classes=3), x, s, steps=800, lr=3e-3, seed=0,
-                   labels=y, label_dropout=0.2, progress=False).ema_model
+    denoiser = dl.train_diffusion(dl.Denoiser(dl.TimeMLP(hidden=64, n_blocks=3, num_classes=3), s), x, steps=800,
+                                  lr=3e-3, seed=0, labels=y, label_dropout=0.2, progress=False).denoiser
     torch.manual_seed(1)
     judge_net = dl.train_classifier(dl.NoisyClassifier(num_classes=3), x, y, s, steps=400, max_t=1, seed=1,
                                     progress=False).ema_model
@@ -137,7 +173,7 @@ def test_classifier_free_guidance_trades_diversity_for_accuracy():
         return judge_net(points, torch.ones(points.shape[0], dtype=torch.long))
 
     n = 3 * 1000
-    out = dl.guidance_tradeoff(lambda k, w: dl.ClassifierFreeGuidance(net, k, w), s, judge, [0.0, 0.5, 1.0, 2.0, 4.0],
+    out = dl.guidance_tradeoff(lambda k, w: denoiser.replace(labels=k, guidance=w), judge, [0.0, 0.5, 1.0, 2.0, 4.0],
                                num_classes=3, n_per_class=1000, steps=50, generator=torch.Generator().manual_seed(5))
     acc, div = out["accuracy"], out["diversity"]
     print("accuracy", np.round(acc, 3), "diversity", np.round(div, 3))

@@ -1,7 +1,8 @@
 """Grading a folder of submissions: full marks for the instructor solutions, zero for the student
 version, a hint for each planted mistake, and time limits that stop endless submissions without
-stopping the others. Each submission runs in its own process and kernel, so the whole file takes
-about a minute (most of it kernels importing torch)."""
+stopping the others. Each submission runs in a kernel of its own (sandboxed where the machine allows)
+while the checks run in the grader, so the whole file takes about a minute (most of it kernels
+importing torch). Attacks on the grader are in test_grader_attacks.py."""
 
 import copy
 import csv
@@ -48,6 +49,8 @@ def _exercise_notebook():
     for path in sorted(BOOK.glob("*.ipynb")):
         nb.cells += [c for c in nbformat.read(path, as_version=4).cells
                      if notebooks.is_exercise_cell(c) or notebooks._gate(c)]  # code, and its {solution-start/end}
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i}"  # chapters reuse ids
     return nb
 
 
@@ -156,3 +159,28 @@ def test_a_whole_student_chapter_runs_without_errors(one_thread):
     assert not [o for o in outputs if o.output_type == "error"]
     checks = [c for c in nb.cells if notebooks.is_check_cell(c)]
     assert checks and all("not attempted" in c.outputs[0]["data"]["text/plain"] for c in checks)
+
+
+def test_the_command_grades_an_unreadable_notebook_as_that_students_problem(tmp_path, capsys):
+    from diffusion_lab.homework.__main__ import main
+
+    (tmp_path / "source").mkdir()
+    nbformat.write(_exercise_notebook(), tmp_path / "source" / "homework.ipynb")
+    for student, data in {"broken": b"{not a notebook", "binary": bytes(range(256))}.items():
+        (tmp_path / "submissions" / student).mkdir(parents=True)
+        (tmp_path / "submissions" / student / "homework.ipynb").write_bytes(data)
+    assert main(["grade", str(tmp_path / "submissions"), "--source", str(tmp_path / "source"),
+                 "--out", str(tmp_path / "out"), "--exercises-only", "--sandbox", "none"]) == 0
+    assert "graded 2 students" in capsys.readouterr().out
+    with (tmp_path / "out" / "details.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["status"] == "unreadable" and r["points"] == "0" for r in rows)
+
+
+def test_a_kernel_that_cannot_start_is_the_graders_error_not_the_students(tmp_path):
+    source = _exercise_notebook()
+    src = grading.Source("homework", source, tuple(notebooks.validate(source)))
+    broken = grading.Settings(timeout=30, sandbox=("/bin/false",))  # a "sandbox" that exits at once
+    rows = grading.grade_one("ada", nbformat.writes(source).encode(), src, tmp_path / "work", tmp_path / "private",
+                             broken)
+    assert rows and all(r.status == "grader error" and "could not start a kernel" in r.message for r in rows)

@@ -13,6 +13,8 @@ import torch
 import diffusion_lab as dl
 from diffusion_lab.image_training import CHECKPOINT, EXPORT, LOG
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny UNets; the command-line runs get OMP_NUM_THREADS=1 too
+
 TINY = dict(dataset="digits8", model_size="tiny", batch_size=16, class_conditional=True, T=100,
             warmup=5, log_every=1, progress=False)
 FLAGS = ["--dataset", "digits8", "--model-size", "tiny", "--batch-size", "16", "--class-conditional",
@@ -37,8 +39,10 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_run(tmp_path):
     assert second["weights_sha256"] == whole["weights_sha256"]
     # The exported EMA model loads through the checked loader and samples images.
     loaded = dl.pretrained.load_checkpoint(tmp_path / "b" / EXPORT)
-    assert loaded.schedule.T == 100 and loaded.info["class_conditional"]
-    x = dl.ddpm_sample(dl.GuidedEps(loaded.model, torch.arange(2), 1.0), loaded.schedule, (2, 1, 8, 8),
+    den = loaded.denoiser
+    assert den.net is loaded.model and den.process.T == 100 and den.process.name == "cosine"
+    assert loaded.info["class_conditional"] and den.num_classes == 10 and den.clip == 1.0
+    x = dl.ddpm_sample(den.replace(labels=torch.arange(2), guidance=1.0), (2, 1, 8, 8),
                        generator=torch.Generator().manual_seed(0))
     assert x.shape == (2, 1, 8, 8) and torch.isfinite(x).all()
     log = records(tmp_path / "b")
@@ -103,9 +107,9 @@ def test_command_line_flags_map_onto_the_config():
     assert (config.dataset, config.data_dir, config.model_size, config.steps, config.time_budget) == (
         "mnist", "/data", "base", 7, 60.0)
     assert config.class_conditional and config.label_dropout == 0.2 and config.compile and config.lr == 1e-3
-    # Importing the command module must not break the function dl.train (the package attribute).
-    result = dl.train(dl.TimeMLP(hidden=8, n_blocks=1), dl.swiss_roll(64), dl.cosine_schedule(10), steps=2,
-                      batch_size=8, progress=False)
+    # Importing the command module must not break the in-memory trainer (a package attribute).
+    result = dl.train_diffusion(dl.Denoiser(dl.TimeMLP(hidden=8, n_blocks=1), dl.cosine_schedule(10)),
+                                dl.swiss_roll(64), steps=2, batch_size=8, progress=False)
     assert result.loss_history.shape == (2,)
 
 

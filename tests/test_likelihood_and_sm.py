@@ -6,12 +6,13 @@ import torch
 
 import diffusion_lab as dl
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # the ODE's many small steps and a small MLP
+
 
 def test_ode_likelihood_with_the_exact_score_matches_the_density(gmm):
     """Bar of the issue: within 0.05 nats per dimension on average (here far closer)."""
     x = gmm.sample(200, generator=torch.Generator().manual_seed(0)).double()
-    sde = dl.VPSDE()
-    log_p, _ = dl.ode_log_likelihood(gmm.score_model(sde), sde, x)
+    log_p, _ = dl.ode_log_likelihood(gmm.denoiser(dl.VPSDE()), x)
     error = (log_p - gmm.log_prob(x)).abs().mean() / 2
     assert error < 0.05, error
     assert error < 0.01, error
@@ -21,9 +22,9 @@ def test_hutchinson_likelihood_is_unbiased(gmm):
     """One Rademacher probe per point: unbiased, so the mean over 200 points matches the exact mean
     within 4 standard errors of the per-point difference."""
     x = gmm.sample(200, generator=torch.Generator().manual_seed(1)).double()
-    sde = dl.VPSDE()
-    exact, _ = dl.ode_log_likelihood(gmm.score_model(sde), sde, x, rtol=1e-4, atol=1e-4)
-    hutch, _ = dl.ode_log_likelihood(gmm.score_model(sde), sde, x, divergence_method="hutchinson",
+    den = gmm.denoiser(dl.VPSDE())
+    exact, _ = dl.ode_log_likelihood(den, x, rtol=1e-4, atol=1e-4)
+    hutch, _ = dl.ode_log_likelihood(den, x, divergence_method="hutchinson",
                                      generator=torch.Generator().manual_seed(2), rtol=1e-4, atol=1e-4)
     diff = hutch - exact
     assert float(diff.std()) > 1e-3  # it is an estimate, not the exact value
@@ -97,11 +98,12 @@ def test_dsm_trains_a_noise_conditional_net_to_the_exact_score(gmm):
         return dl.denoising_score_matching_loss(model, x0, sigma, generator=g)
 
     data = gmm.sample(20_000, generator=torch.Generator().manual_seed(0))
-    result = dl.train_score_model(net, data, loss_fn, steps=800, lr=3e-3, progress=False)
+    result = dl.fit(net, lambda g: loss_fn(net, dl.minibatch(data, 256, g)[0], g), steps=800, lr=3e-3)
+    assert result.model is net and result.loss_history.shape == (800,)
     x = data[:2000] + 0.5 * torch.randn(2000, 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         learned = result.ema_model(x, torch.full((2000,), 0.5))
-    exact = gmm.score_at(x, 1.0, 0.5)
+    exact = gmm.score(x, 1.0, 0.5)
     rel = float((learned - exact).pow(2).sum(1).mean().sqrt() / exact.pow(2).sum(1).mean().sqrt())
     assert rel < 0.15, rel
 
@@ -113,5 +115,7 @@ def test_score_matching_input_checks():
         dl.denoising_score_matching_loss(lambda z, s: z, torch.zeros(2, 2), 0.0)
     with pytest.raises(ValueError, match="shaped like x"):
         dl.sliced_score_matching_loss(lambda z: z[:, :1], torch.zeros(2, 2))
-    with pytest.raises(ValueError, match="unknown divergence method"):
-        dl.ode_log_likelihood(lambda x, t: x, dl.VPSDE(), torch.zeros(2, 2), divergence_method="x")
+    with pytest.raises(ValueError, match="unknown divergence method 'x'; choose one of: exact, hutchinson"):
+        dl.ode_log_likelihood(dl.GaussianMixture.ring().denoiser(dl.VPSDE()), torch.zeros(2, 2), divergence_method="x")
+    with pytest.raises(ValueError, match="needs a continuous-time process"):
+        dl.ode_log_likelihood(dl.GaussianMixture.ring().denoiser(dl.cosine_schedule(10)), torch.zeros(2, 2))

@@ -9,6 +9,8 @@ import diffusion_lab as dl
 from diffusion_lab.lenet import accuracy
 from diffusion_lab.pretrained import CHECKPOINT_DIR, REGISTRY, ChecksumError
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models on 2 shared cores
+
 
 def test_every_registered_file_exists_matches_its_hash_and_is_small():
     assert {"digits8-unet", "digits8-classifier", "mnist-classifier", "fashion-mnist-classifier"} <= set(REGISTRY)
@@ -61,10 +63,27 @@ def test_shipped_diffusion_model_samples_the_requested_digits():
     torch.manual_seed(0)
     digits = dl.pretrained.load("digits8-unet")
     judge = dl.pretrained.load("digits8-classifier").model
-    respaced, tau = dl.respace(digits.schedule, 50)
+    assert digits.denoiser.clip == 1.0 and digits.denoiser.net is digits.model  # x̂₀ clipped to the data range
     asked = torch.arange(10).repeat(10)
-    eps = dl.ClippedEps(dl.RespacedModel(dl.GuidedEps(digits.model, asked, 2.0), tau), respaced)
-    samples = dl.ddpm_sample(eps, respaced, (100, 1, 8, 8), variance="beta_tilde",
+    guided = digits.denoiser.replace(labels=asked, guidance=2.0)
+    samples = dl.ddpm_sample(guided, (100, 1, 8, 8), steps=50, variance="beta_tilde",
                              generator=torch.Generator().manual_seed(0))
     # The benchmark measures ≥ 90% on 500 samples; 100 samples leave a margin of a few errors.
     assert accuracy(judge, samples.clamp(-1, 1), asked) >= 0.9
+
+
+def test_each_checkpoint_comes_with_the_denoiser_it_was_trained_as():
+    """Classifiers and the autoencoder have none; the rest get their process and parameterization from
+    the stored info, as their descriptions say; only image models clip x̂₀ to [−1, 1]."""
+    for name, entry in REGISTRY.items():
+        loaded = dl.pretrained.load(name)
+        den, text = loaded.denoiser, entry.description
+        if isinstance(loaded.model, (dl.LeNet, dl.Autoencoder)):
+            assert den is None, name
+            continue
+        assert den.net is loaded.model and den.clip == (1.0 if isinstance(loaded.model, dl.UNet) else None), name
+        if "velocity" in text:
+            assert (den.predicts, repr(den.process), den.time_scale) == ("velocity", "GaussianPath('linear')", 1000.0)
+        else:
+            assert den.process.T == 1000 and den.process.name == "cosine", name
+            assert den.predicts == ("v" if "student of progressive distillation" in text else "eps"), name

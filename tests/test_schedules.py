@@ -118,13 +118,13 @@ def test_beta_range_arguments_are_checked():
 
 @pytest.mark.parametrize("T", [0, -5])
 def test_T_below_one_is_rejected(T):
-    with pytest.raises(ValueError, match=r"T \(the number of diffusion steps\) must be an integer >= 1"):
+    with pytest.raises(ValueError, match=rf"T \(the number of diffusion steps\) must be an int >= 1, got {T}$"):
         dl.make_schedule("cosine", T)
 
 
 @pytest.mark.parametrize("T", [10.0, "100", True])
 def test_T_must_be_an_integer(T):
-    with pytest.raises(TypeError, match="must be an integer"):
+    with pytest.raises(TypeError, match=r"T \(the number of diffusion steps\) must be an int >= 1, got "):
         dl.linear_schedule(T)
 
 
@@ -140,7 +140,7 @@ def test_timesteps_validation_names_the_valid_range():
         s.timesteps(torch.tensor([1, 2]), 3)
     with pytest.raises(TypeError, match="integer steps"):
         s.timesteps(torch.tensor([0.5, 1.0]), 2)
-    with pytest.raises(TypeError, match="integer step"):
+    with pytest.raises(TypeError, match="t must be an int, got 2.5"):
         s.timesteps(2.5, 2)
 
 

@@ -1,4 +1,5 @@
-"""Reverse-SDE, predictor–corrector, probability-flow ODE and imputation samplers with the exact score."""
+"""Reverse-SDE, predictor–corrector, probability-flow ODE and imputation samplers with the exact denoiser
+of a Gaussian mixture on the SDEs."""
 
 import pytest
 import torch
@@ -6,26 +7,19 @@ import torch
 import diffusion_lab as dl
 from _energy import energy_ratio, mode_weights
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # hundreds of oracle calls on 5,000 points
+
 N = 5000
 
 
-@pytest.fixture(scope="module")
-def gmm():
-    return dl.GaussianMixture(
-        weights=torch.tensor([0.2, 0.5, 0.3]),
-        means=torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]]),
-        covs=torch.tensor([[[0.1, 0.03], [0.03, 0.2]], [[0.05, 0.0], [0.0, 0.05]], [[0.3, -0.1], [-0.1, 0.1]]]),
-    )
-
-
 SAMPLERS = {
-    "euler_maruyama/VP": (dl.euler_maruyama_sample, dl.VPSDE(), {"n_steps": 200}),
-    "euler_maruyama/VE": (dl.euler_maruyama_sample, dl.VESDE(0.01, 10.0), {"n_steps": 200}),
-    "pc/VP": (dl.pc_sample, dl.VPSDE(), {"n_steps": 100, "n_corrector": 1}),
-    "pc/VE": (dl.pc_sample, dl.VESDE(0.01, 10.0), {"n_steps": 100, "n_corrector": 1}),
-    "pc/subVP": (dl.pc_sample, dl.SubVPSDE(), {"n_steps": 100, "n_corrector": 1}),
-    "ode_heun/VP": (dl.heun_ode_sample, dl.VPSDE(), {"n_steps": 30}),
-    "ode_rk45/subVP": (dl.rk45_ode_sample, dl.SubVPSDE(), {"rtol": 1e-4, "atol": 1e-4}),
+    "euler_maruyama/VP": (dl.euler_maruyama_sample, dl.VPSDE(), {"steps": 200}),
+    "euler_maruyama/VE": (dl.euler_maruyama_sample, dl.VESDE(0.01, 10.0), {"steps": 200}),
+    "pc/VP": (dl.pc_sample, dl.VPSDE(), {"steps": 100, "corrector_steps": 1}),
+    "pc/VE": (dl.pc_sample, dl.VESDE(0.01, 10.0), {"steps": 100, "corrector_steps": 1}),
+    "pc/subVP": (dl.pc_sample, dl.SubVPSDE(), {"steps": 100, "corrector_steps": 1}),
+    "ode_heun/VP": (dl.heun_sample, dl.VPSDE(), {"steps": 30}),
+    "ode_rk45/subVP": (dl.rk45_sample, dl.SubVPSDE(), {"rtol": 1e-4, "atol": 1e-4}),
 }
 
 
@@ -34,7 +28,7 @@ def test_sampler_with_the_exact_score_reproduces_the_mixture(gmm, name):
     """Energy distance ≤ 2× the real-vs-real floor at 5,000 points, and every component's weight
     within 4 standard errors of π_k."""
     sampler, sde, kwargs = SAMPLERS[name]
-    x = sampler(gmm.score_model(sde), sde, (N, 2), generator=torch.Generator().manual_seed(0), **kwargs)
+    x = sampler(gmm.denoiser(sde), (N, 2), generator=torch.Generator().manual_seed(0), **kwargs)
     ratio = energy_ratio(x, gmm)
     assert ratio <= 2.0, ratio
     se = (gmm.weights * (1 - gmm.weights) / N).sqrt()
@@ -44,33 +38,45 @@ def test_sampler_with_the_exact_score_reproduces_the_mixture(gmm, name):
 def test_heun_is_second_order_and_euler_first_order(gmm):
     """Against a tight RK45 solution from the same x_1: halving Δt divides Euler's error by about 2
     and Heun's by about 4."""
-    sde = dl.VPSDE()
-    score = gmm.score_model(sde)
+    den = gmm.denoiser(dl.VPSDE())
     x1 = torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    ref = dl.rk45_ode_sample(score, sde, x1, eps=1e-3, rtol=1e-8, atol=1e-8)
-    err = lambda f, n: float((f(score, sde, x1, n_steps=n) - ref).norm(dim=1).mean())
-    e_euler = err(dl.euler_ode_sample, 40) / err(dl.euler_ode_sample, 80)
-    e_heun = err(dl.heun_ode_sample, 40) / err(dl.heun_ode_sample, 80)
+    ref = dl.rk45_sample(den, x1, t_min=1e-3, rtol=1e-8, atol=1e-8)
+    err = lambda f, n: float((f(den, x1, steps=n) - ref).norm(dim=1).mean())  # noqa: E731 (both stop at t = 1e-3)
+    e_euler = err(dl.euler_sample, 40) / err(dl.euler_sample, 80)
+    e_heun = err(dl.heun_sample, 40) / err(dl.heun_sample, 80)
     assert 1.6 < e_euler < 2.5 and 3.0 < e_heun < 5.0, (e_euler, e_heun)
 
 
 def test_trajectories_and_determinism(gmm):
-    sde = dl.VPSDE()
-    score = gmm.score_model(sde)
+    den = gmm.denoiser(dl.VPSDE())
     x1 = torch.randn(40, 2)
     before = x1.clone()
-    x, traj = dl.euler_maruyama_sample(score, sde, x1, n_steps=10, return_trajectory=True,
+    x, traj = dl.euler_maruyama_sample(den, x1, steps=10, return_trajectory=True,
                                        generator=torch.Generator().manual_seed(1))
     assert traj.shape == (11, 40, 2)
     torch.testing.assert_close(traj[0], before)
     torch.testing.assert_close(traj[-1], x)
-    x, traj = dl.pc_sample(score, sde, x1, n_steps=5, return_trajectory=True)
+    again = dl.euler_maruyama_sample(den, x1, steps=10, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again, x)
+    x, traj = dl.pc_sample(den, x1, steps=5, return_trajectory=True)
     assert traj.shape == (6, 40, 2)
-    a = dl.heun_ode_sample(score, sde, x1, n_steps=5)
-    torch.testing.assert_close(a, dl.heun_ode_sample(score, sde, x1, n_steps=5))
-    x, traj = dl.rk45_ode_sample(score, sde, x1, return_trajectory=True)
+    torch.testing.assert_close(traj[-1], x)
+    a = dl.heun_sample(den, x1, steps=5)
+    torch.testing.assert_close(a, dl.heun_sample(den, x1, steps=5))
+    x, traj = dl.rk45_sample(den, x1, return_trajectory=True)
     torch.testing.assert_close(traj[0], before)
+    torch.testing.assert_close(traj[-1], x)
     torch.testing.assert_close(x1, before)
+    # Without corrector steps PC is the predictor alone, Song et al.'s (2021) Eq. 47 with VP's DDPM step:
+    # x ← (2 − √(1 − β_i)) x + β_i ŝ + √β_i z, β_i = 1 − ᾱ(t_i)/ᾱ(t_{i−1}) (time running backwards).
+    vp, g = den.process, torch.Generator().manual_seed(2)
+    predictor = dl.pc_sample(den, x1, steps=5, corrector_steps=0, generator=torch.Generator().manual_seed(2))
+    manual, times = x1.clone(), vp.time_grid(5)
+    for t, t_next in zip(times[:-1], times[1:]):
+        beta = float(1 - vp.alpha_bar(t) / vp.alpha_bar(t_next))
+        score = den.score(manual, t)
+        manual = (2 - (1 - beta) ** 0.5) * manual + beta * score + beta**0.5 * torch.randn(40, 2, generator=g)
+    torch.testing.assert_close(predictor, manual)
 
 
 def test_imputation_of_a_correlated_gaussian():
@@ -81,11 +87,11 @@ def test_imputation_of_a_correlated_gaussian():
     unconditional mean 0.5 towards the conditional one without overshooting, and the std within 0.1."""
     target = dl.GaussianMixture(torch.tensor([1.0]), torch.tensor([[0.5, -0.3]]),
                                 torch.tensor([[[0.4, 0.3], [0.3, 0.5]]]))
-    sde = dl.VPSDE()
     y = 0.6
     known = torch.tensor([[0.0, y]]).expand(2000, 2)
-    x = dl.impute_sample(target.score_model(sde), sde, known, torch.tensor([False, True]), n_steps=200,
-                         generator=torch.Generator().manual_seed(0))
+    # Replacement on the VP SDE's time grid (the same sampler serves schedules and SDEs).
+    x = dl.inpaint_sample(target.denoiser(dl.VPSDE()), known, torch.tensor([False, True]), steps=200,
+                          generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(x[:, 1], known[:, 1])
     mean, std = 0.5 + 0.3 / 0.5 * (y + 0.3), (0.4 - 0.3**2 / 0.5) ** 0.5
     imputed_mean = float(x[:, 0].mean())
@@ -94,8 +100,14 @@ def test_imputation_of_a_correlated_gaussian():
 
 
 def test_sampler_input_checks(gmm):
-    sde = dl.VPSDE()
+    den = gmm.denoiser(dl.VPSDE())
     with pytest.raises(ValueError, match="x_T must be a tensor or a shape"):
-        dl.euler_maruyama_sample(gmm.score_model(sde), sde, (2, -1))
-    with pytest.raises(ValueError, match="n_corrector must be a non-negative integer"):
-        dl.pc_sample(gmm.score_model(sde), sde, (2, 2), n_corrector=-1)
+        dl.euler_maruyama_sample(den, (2, -1))
+    with pytest.raises(ValueError, match="corrector_steps must be an int >= 0, got -1"):
+        dl.pc_sample(den, (2, 2), corrector_steps=-1)
+    with pytest.raises(ValueError, match="integrates a reverse-time SDE"):
+        dl.pc_sample(gmm.denoiser(dl.linear_path()), (2, 2))
+    with pytest.raises(ValueError, match="rk45_sample needs a continuous-time process"):
+        dl.rk45_sample(gmm.denoiser(dl.cosine_schedule(10)), (2, 2))
+    with pytest.raises(ValueError, match="steps is required in continuous time"):
+        dl.ddim_sample(den, (2, 2), steps=None)

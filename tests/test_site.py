@@ -7,6 +7,9 @@ interaction tests use stay open after the render test). The browser tests need D
 ``chromium`` and the ``playwright`` package; without them they are skipped, unless
 ``DIFFUSION_LAB_REQUIRE_BROWSER=1`` (set by ``.ci/run``), in which case they fail.
 Screenshots of every page are saved in ``_build/screenshots/`` (JPEG) for a person to look at.
+
+The interactive figures (``diffusion_lab.figures``) are found on any page by the class their static
+HTML carries (``dl-explorer``), so that a chapter's new figure is tested without naming it here.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 REQUIRE_BROWSER = os.environ.get("DIFFUSION_LAB_REQUIRE_BROWSER") == "1"
 MAX_PAGE_BYTES = 5_000_000
+MAX_PAGE_HTML_BYTES = 1_500_000  # a page's own HTML, with its embedded figure data (issue 20)
+FIGURE_CLASS = "dl-explorer"  # what every static figure of diffusion_lab.figures carries
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -111,6 +116,28 @@ def test_no_page_weighs_more_than_5_mb(site):
         assert weight < MAX_PAGE_BYTES, f"{page.name}: {weight / 1e6:.1f} MB"
 
 
+def test_no_page_html_weighs_more_than_1_5_mb(site):
+    """A page's own HTML file, embedded figure data included (scripts, styles and images apart)."""
+    heavy = {p.relative_to(site).as_posix(): p.stat().st_size for p in site.rglob("*.html")
+             if "_static" not in p.parts and p.stat().st_size > MAX_PAGE_HTML_BYTES}
+    assert not heavy, {name: f"{size / 1e6:.2f} MB" for name, size in heavy.items()}
+
+
+def _figure_pages(site: Path) -> list[str]:
+    """The chapters whose HTML holds a static interactive figure."""
+    return [p.stem for p in sorted(site.glob("book/*.html")) if f'class="{FIGURE_CLASS}"' in p.read_text()]
+
+
+def test_every_live_figure_has_its_static_twin_on_the_page(site):
+    """A live cell shows a note in the book (no kernel) that points to the static version: it must be there."""
+    for page in sorted(site.glob("book/*.html")):
+        html = page.read_text()
+        notes = html.count('class="dl-live-note"')
+        assert notes <= html.count(f'class="{FIGURE_CLASS}"'), f"{page.name}: {notes} live notes, fewer static figures"
+        assert "widget-view+json" not in html, f"{page.name}: a live widget with no kernel to draw it"
+    assert "01_forward_process" in _figure_pages(site)
+
+
 def test_mathjax_is_served_by_the_site_itself(site):
     page = (site / "book" / "01_forward_process.html").read_text()
     scripts = re.findall(r'<script[^>]*src="([^"]+)"', page)
@@ -166,6 +193,7 @@ class Site:
         self.root = root
         self.context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
         self.kept: dict[str, OfflinePage] = {}
+        self.interactive: set[str] = set()  # the pages that the render test keeps open for later tests
 
     def open(self, path: Path) -> OfflinePage:
         return OfflinePage(self.context, path)
@@ -177,12 +205,11 @@ class Site:
         return loaded
 
 
-INTERACTIVE_PAGES = ("01_forward_process", "04_training")  # used by the tests after the render test
-
-
 @pytest.fixture(scope="module")
 def offline_site(site, browser):
     opened = Site(browser, site)
+    # The pages that the tests after the render test use: kept open by it.
+    opened.interactive = {"04_training", *_figure_pages(site)}
     yield opened
     opened.context.close()
 
@@ -218,30 +245,53 @@ def test_every_page_renders_offline(offline_site):
         page.screenshot(path=str(SCREENSHOTS / f"{name}.jpg"), full_page=True, type="jpeg", quality=80)
         assert loaded.errors == [], f"{name}: JavaScript errors: {loaded.errors}"
         assert loaded.requests == [], f"{name}: requests to the network: {loaded.requests}"
-        if loaded.path.parent.name == "book" and name in INTERACTIVE_PAGES:
+        if loaded.path.parent.name == "book" and name in offline_site.interactive:
             offline_site.kept[name] = loaded
         else:
             page.close()
 
 
-def test_static_scrubber_responds_to_the_slider(offline_site):
-    loaded = offline_site.take("01_forward_process")
-    page = loaded.page
-    scrubber = page.locator(".dl-scrubber").first
-    scrubber.scroll_into_view_if_needed()
-    label = scrubber.locator(".dl-label")
-    canvas = scrubber.locator("canvas.dl-points")
-    before_label, before_pixels = label.inner_text(), canvas.evaluate("c => c.toDataURL()")
-    slider = scrubber.locator("input.dl-t")
-    slider.focus()
-    page.keyboard.press("End")  # a real input event: the slider jumps to t = T
-    after_label, after_pixels = label.inner_text(), canvas.evaluate("c => c.toDataURL()")
-    assert before_label.startswith("t = 250 / 1000") and after_label.startswith("t = 1000 / 1000")
-    assert after_pixels != before_pixels
-    scrubber.locator("select.dl-variant").select_option(index=4)  # cosine, T = 100
-    assert label.inner_text().startswith("t = 100 / 100")
-    assert loaded.errors == []
-    page.close()
+FIGURE_STATE = """root => ({
+  readout: root.querySelector('.dl-readout').textContent,
+  values: Array.from(root.querySelectorAll('.dl-value')).map(v => v.textContent),
+  pixels: Array.from(root.querySelectorAll('canvas.dl-panel')).map(c => c.toDataURL()),
+})"""
+
+
+def test_every_static_figure_responds_to_each_control(offline_site):
+    """On every page with static figures: each slider of each figure, moved to its other end by a key
+    press (a real input event), changes the readout, the value shown and the picture on the canvases,
+    and nothing is logged to the console."""
+    pages = _figure_pages(offline_site.root)
+    assert pages, "no page of the site holds a static figure"
+    checked = []
+    for name in pages:
+        loaded = offline_site.take(name)
+        page = loaded.page
+        figures = page.locator(f"div.{FIGURE_CLASS}")
+        assert figures.count() > 0, f"{name}: a figure's HTML is there but nothing was drawn"
+        for k in range(figures.count()):
+            figure = figures.nth(k)
+            figure.scroll_into_view_if_needed()
+            assert figure.get_attribute("data-ready") == "1", f"{name}, figure {k}: its script did not run"
+            assert figure.locator("canvas.dl-panel").count() > 0, f"{name}, figure {k}: no canvas"
+            sliders = figure.locator("input.dl-slider")
+            assert sliders.count() > 0, f"{name}, figure {k}: no control"
+            for i in range(sliders.count()):
+                slider = sliders.nth(i)
+                control = f"{name}, figure {k}, control {slider.get_attribute('aria-label')!r}"
+                before = figure.evaluate(FIGURE_STATE)
+                at_end = slider.input_value() == slider.get_attribute("max")
+                slider.focus()
+                page.keyboard.press("Home" if at_end else "End")
+                after = figure.evaluate(FIGURE_STATE)
+                assert after["readout"] != before["readout"], f"{control}: the readout did not change"
+                assert after["values"] != before["values"], f"{control}: the value shown did not change"
+                assert after["pixels"] != before["pixels"], f"{control}: the picture did not change"
+                checked.append(control)
+        assert loaded.errors == [], f"{name}: JavaScript errors: {loaded.errors}"
+        page.close()
+    assert len(checked) >= 2
 
 
 def test_exercise_solutions_are_hidden_until_opened(offline_site):

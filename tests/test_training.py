@@ -4,6 +4,8 @@ import torch
 
 import diffusion_lab as dl
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # a tiny MLP: 2 threads on 2 shared cores only add waiting
+
 
 def test_time_mlp_maps_x_and_t_to_the_shape_of_x():
     m = dl.TimeMLP(data_dim=3, hidden=16, n_blocks=2)
@@ -25,23 +27,30 @@ def test_sinusoidal_embedding_shape_and_values():
 
 @pytest.mark.parametrize("kind", dl.PARAMETERIZATIONS)
 def test_loss_is_per_example(kind):
-    s = dl.cosine_schedule(50)
+    # A velocity needs continuous time (ṡ, σ̇): a flow path; the others train on a schedule.
+    process = dl.linear_path() if kind == "velocity" else dl.cosine_schedule(50)
     m = dl.TimeMLP(hidden=16, n_blocks=1)
-    loss = dl.ddpm_loss(m, s, torch.randn(9, 2), parameterization=kind)
+    loss = dl.diffusion_loss(dl.Denoiser(m, process, predicts=kind), torch.randn(9, 2))
     assert loss.shape == (9,) and torch.all(loss >= 0)
 
 
-def test_loss_with_a_perfect_eps_model_is_zero():
-    s = dl.cosine_schedule(50)
+@pytest.mark.parametrize("process", [dl.cosine_schedule(50), dl.VPSDE(), dl.linear_path()], ids=repr)
+def test_loss_with_a_perfect_eps_model_is_zero(process):
     x0 = torch.randn(5, 2)
     eps = torch.randn(5, 2)
-    loss = dl.ddpm_loss(lambda x, t: eps, s, x0, noise=eps)
+    loss = dl.diffusion_loss(dl.Denoiser(lambda x, t: eps, process), x0, noise=eps)
+    torch.testing.assert_close(loss, torch.zeros(5))
+    # and a network that returns its own target for another parameterization
+    t = torch.full((5,), 30) if process.discrete else torch.full((5,), 0.3, dtype=torch.float64)
+    s, sigma = (c.float()[:, None] for c in process.scale_std(t))
+    loss = dl.diffusion_loss(dl.Denoiser(lambda x, t: s * eps - sigma * x0, process, predicts="v"), x0,
+                             t=t, noise=eps)
     torch.testing.assert_close(loss, torch.zeros(5))
 
 
 def test_loss_checks_the_model_output_shape():
     with pytest.raises(ValueError, match="must return a tensor shaped like x"):
-        dl.ddpm_loss(lambda x, t: x[:, :1], dl.cosine_schedule(10), torch.randn(4, 2))
+        dl.diffusion_loss(dl.Denoiser(lambda x, t: x[:, :1], dl.cosine_schedule(10)), torch.randn(4, 2))
 
 
 def test_training_reduces_the_loss_and_is_reproducible():
@@ -50,8 +59,8 @@ def test_training_reduces_the_loss_and_is_reproducible():
 
     def run():
         torch.manual_seed(0)
-        return dl.train(dl.TimeMLP(hidden=32, n_blocks=2), data, s, steps=300, batch_size=128, lr=3e-3,
-                        seed=5, progress=False)
+        return dl.train_diffusion(dl.Denoiser(dl.TimeMLP(hidden=32, n_blocks=2), s), data, steps=300,
+                                  batch_size=128, lr=3e-3, seed=5, progress=False)
 
     a, b = run(), run()
     assert a.loss_history.shape == (300,)
@@ -59,6 +68,7 @@ def test_training_reduces_the_loss_and_is_reproducible():
     np.testing.assert_array_equal(a.loss_history, b.loss_history)
     assert a.ema_model is not a.model
     assert not any(p.requires_grad for p in a.ema_model.parameters())
+    assert a.denoiser.net is a.ema_model and a.denoiser.process is s
 
 
 def test_ema_tracks_the_weights():
@@ -74,16 +84,18 @@ def test_ema_tracks_the_weights():
         m.weight.add_(2.0)
     half.update(m)
     torch.testing.assert_close(half.ema_model.weight, old + 1.0)
-    with pytest.raises(ValueError, match=r"decay must lie in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"decay must be a finite number in \[0, 1\), got 1.0"):
         dl.EMA(m, decay=1.0)
 
 
 def test_train_input_checks():
-    with pytest.raises(ValueError, match="steps and batch_size must be positive"):
-        dl.train(dl.TimeMLP(hidden=8, n_blocks=1), torch.randn(10, 2), dl.cosine_schedule(10), steps=0)
-    with pytest.raises(ValueError, match="unknown parameterization"):
-        dl.train(dl.TimeMLP(hidden=8, n_blocks=1), torch.randn(10, 2), dl.cosine_schedule(10), steps=1,
-                 parameterization="noise", progress=False)
+    den = dl.Denoiser(dl.TimeMLP(hidden=8, n_blocks=1), dl.cosine_schedule(10))
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        dl.train_diffusion(den, torch.randn(10, 2), steps=0, progress=False)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        dl.train_diffusion(den, torch.randn(10, 2), steps=1, batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="unknown parameterization 'noise'; choose one of: eps, x0, v"):
+        dl.Denoiser(dl.TimeMLP(hidden=8, n_blocks=1), dl.cosine_schedule(10), predicts="noise")
 
 
 def test_device_helpers():

@@ -6,6 +6,8 @@ import torch
 import diffusion_lab as dl
 from diffusion_lab.unet import UNet, summarize, unet_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models and the 2D oracle: 2 threads only add waiting
+
 
 def randomize(model, gen):
     """Give every parameter random values (the last conv starts at zero, which hides bugs)."""
@@ -59,9 +61,11 @@ def test_guidance_is_the_extrapolation_of_eq_6(gen):
     t = torch.full((4,), 7)
     y = torch.tensor([0, 1, 2, 9])
     cond, uncond = model(x, t, y), model(x, t)
-    torch.testing.assert_close(dl.GuidedEps(model, y, 2.0)(x, t), 3.0 * cond - 2.0 * uncond, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(dl.GuidedEps(model, y, 0.0)(x, t), cond)
-    torch.testing.assert_close(dl.GuidedEps(model, None, 3.0)(x, t), uncond)
+    den = dl.Denoiser(model, dl.cosine_schedule(1000))
+    torch.testing.assert_close(den.replace(labels=y, guidance=2.0).eps(x, t), 3.0 * cond - 2.0 * uncond,
+                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(den.replace(labels=y).eps(x, t), cond)
+    torch.testing.assert_close(den.replace(guidance=3.0).eps(x, t), uncond)  # no labels: the null class, unguided
 
 
 def test_bad_inputs_raise():
@@ -75,7 +79,7 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="unconditional"):
         model(torch.zeros(2, 1, 8, 8), torch.ones(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="class-conditional"):
-        dl.GuidedEps(model, torch.zeros(2, dtype=torch.long), 1.0)
+        dl.Denoiser(model, dl.cosine_schedule(1000), labels=torch.zeros(2, dtype=torch.long), guidance=1.0)
 
 
 def test_respaced_schedule_keeps_the_marginals():
@@ -85,9 +89,12 @@ def test_respaced_schedule_keeps_the_marginals():
     torch.testing.assert_close(torch.tensor(respaced.alpha_bar), torch.tensor(schedule.alpha_bar[tau.numpy()]))
     same, _ = dl.respace(schedule, 1000)
     torch.testing.assert_close(torch.tensor(same.beta), torch.tensor(schedule.beta))
+    # A sampler given steps=50 visits exactly τ_50 > ... > τ_1 and calls the network at those steps.
+    assert schedule.time_grid(50).tolist() == tau.flip(0).tolist()
     seen = []
-    dl.RespacedModel(lambda x, t: seen.append(t) or x, tau)(torch.zeros(2, 1), torch.tensor([1, 50]))
-    assert seen[0].tolist() == [tau[1].item(), 1000]
+    den = dl.Denoiser(lambda x, t: seen.append(t[0].item()) or torch.zeros_like(x), schedule)
+    dl.ddpm_sample(den, (2, 1), steps=50, generator=torch.Generator().manual_seed(0))
+    assert seen == tau[1:].flip(0).tolist()
     with pytest.raises(ValueError, match="1..1000"):
         dl.respace(schedule, 0)
 
@@ -98,9 +105,17 @@ def test_respaced_ddpm_samples_a_gaussian_mixture_from_its_exact_eps(gen):
                                  torch.stack([0.1 * torch.eye(2), 0.2 * torch.eye(2)]))
     schedule = dl.cosine_schedule(1000)
     respaced, tau = dl.respace(schedule, 50)
-    eps_model = dl.RespacedModel(mixture.eps_model(schedule), tau)
     n = 4000
-    samples = dl.ddpm_sample(eps_model, respaced, (n, 2), generator=gen, variance="beta_tilde")
+    samples = dl.ddpm_sample(mixture.denoiser(schedule), (n, 2), steps=50, generator=gen, variance="beta_tilde")
+    # The same chain as DDPM on the respaced schedule (Nichol & Dhariwal 2021, Sec. 4), noise for noise.
+    x_T = torch.randn(200, 2, generator=gen)
+    for variance in ("beta", "beta_tilde"):
+        torch.testing.assert_close(
+            dl.ddpm_sample(mixture.denoiser(schedule), x_T, steps=50, variance=variance,
+                           generator=torch.Generator().manual_seed(1)),
+            dl.ddpm_sample(mixture.denoiser(respaced), x_T, variance=variance,
+                           generator=torch.Generator().manual_seed(1)),
+            atol=1e-5, rtol=1e-5)
     right = samples[:, 0] > 0
     # Mode weight within 4 standard errors of 0.7, mean of the right mode within a few standard errors.
     assert abs(right.double().mean().item() - 0.7) < 4 * (0.21 / n) ** 0.5
@@ -112,7 +127,7 @@ def test_clipped_eps_implies_the_clipped_x0(gen):
     x_t = 3.0 * torch.randn(64, 1, 8, 8, generator=gen)
     t = torch.randint(1, 1001, (64,), generator=gen)
     eps_model = lambda x, s: 0.5 * x  # noqa: E731 (an arbitrary ε-model)
-    clipped = dl.ClippedEps(eps_model, schedule)(x_t, t)
+    clipped = dl.Denoiser(eps_model, schedule, clip=1.0).eps(x_t, t)
     alpha_bar = schedule.gather("alpha_bar", t, x_t)
     x0_raw = (x_t - (1 - alpha_bar).sqrt() * eps_model(x_t, t)) / alpha_bar.sqrt()
     x0_clipped = (x_t - (1 - alpha_bar).sqrt() * clipped) / alpha_bar.sqrt()

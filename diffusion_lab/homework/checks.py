@@ -570,3 +570,5 @@ def check_ema_update(fn: Callable) -> CheckResult:
 #: Every check by name, with its spec (the tests plant each spec's mistakes).
 SPECS = {spec.name: spec for spec in (NOISE_STEP, Q_SAMPLE, GAUSSIAN_KL, POSTERIOR_MEAN, DDPM_STEP, LANGEVIN_STEP,
                                       REVERSE_DRIFT, ODE_DRIFT, DDIM_STEP, CFG, EMA_UPDATE)}
+#: The spec of each ``check_<name>`` function: what the grader runs, in its own process, for a check cell.
+CHECKS = {f"check_{name}": spec for name, spec in SPECS.items()}

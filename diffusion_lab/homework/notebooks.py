@@ -34,6 +34,7 @@ the check cells, so each check reports "not attempted" until the student writes 
 
 from __future__ import annotations
 
+import ast
 import copy
 import re
 from dataclasses import dataclass
@@ -52,11 +53,41 @@ class FormatError(ValueError):
 
 @dataclass(frozen=True)
 class GradedExercise:
-    """A programming exercise as the grader sees it: its check cell's id and points."""
+    """A programming exercise as the grader sees it: its check cell's id and points, the check it
+    calls and the name of the student's function it passes (``homework.check_q_sample(q_sample)``)."""
 
     grade_id: str
     points: float
     check_source: str
+    check: str = ""
+    function: str = ""
+
+
+def check_call(source: str) -> tuple[str, str]:
+    """``(check, function)`` of a check cell that calls ``homework.check_<name>(<function>)`` once.
+
+    The grader does not run the check cell in the student's kernel; it runs that check itself, on
+    the function of that name in the kernel. So the call must be this simple; anything else is a
+    FormatError.
+    """
+    from .checks import CHECKS
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise FormatError(f"the check cell is not valid Python ({exc.msg})") from None
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and (node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                  ).startswith("check_")]
+    if len(calls) != 1:
+        raise FormatError(f"a check cell must call exactly one homework.check_<name>(function), found {len(calls)}")
+    call, = calls
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id
+    if name not in CHECKS:
+        raise FormatError(f"unknown check {name!r}; the checks are {', '.join(sorted(CHECKS))}")
+    if len(call.args) != 1 or call.keywords or not isinstance(call.args[0], ast.Name):
+        raise FormatError(f"{name} must be called with the student's function by name, e.g. {name}(my_function)")
+    return name, call.args[0].id
 
 
 def _meta(cell) -> dict:
@@ -199,7 +230,12 @@ def validate(nb) -> list[GradedExercise]:
         if is_check_cell(cell):
             if "homework.check_" not in cell.source:
                 raise FormatError(f"{where}: a check cell must call a check of diffusion_lab.homework")
-            exercises.append(GradedExercise(grade_id, float(_meta(cell).get("points", 1)), cell.source))
+            try:
+                check, function = check_call(cell.source)
+            except FormatError as exc:
+                raise FormatError(f"{where}: {exc}") from None
+            exercises.append(GradedExercise(grade_id, float(_meta(cell).get("points", 1)), cell.source,
+                                            check, function))
     if inside_gate:
         raise FormatError("a {solution-start} has no {solution-end}")
     return exercises

@@ -38,7 +38,7 @@ from ..broadcast import expand_like
 from ..denoiser import DenoiserBase, check_denoiser
 from ..forward import q_sample, randn_like, transition
 from ..observations import as_mask, low_pass, nearest_upsample
-from ..validation import check_choice, check_int, check_same_shape, check_tensor
+from ..validation import check_choice, check_float, check_int, check_same_shape, check_tensor
 from .common import Trajectory, batch_time, sampling_grid, start_state
 from .discrete import REVERSE_VARIANCES, ddpm_sample, ddpm_step
 
@@ -165,6 +165,11 @@ def sdedit_sample(denoiser: DenoiserBase, guide: torch.Tensor, t0: int | float, 
     """
     denoiser = check_denoiser(denoiser)
     check_tensor("guide", guide, floating=True, ndim_min=2, finite=True)
+    process = denoiser.process
+    if process.discrete:  # t₀ = 0 would be no edit at all
+        t0 = check_int("t0", t0, 1, process.T)
+    else:
+        t0 = check_float("t0", t0, process.t_end, process.t_high, low_open=True)
     # Perturb the guide, then the reverse process from t₀.
     x_t0 = q_sample(denoiser.process, guide, t0, generator=generator)
     return ddpm_sample(denoiser, x_t0, steps=steps, t_start=t0, variance=variance, generator=generator,

@@ -1,4 +1,7 @@
-"""The Fréchet distance against closed forms, and the FLD's floor."""
+"""Image metrics (diffusion_lab.image_metrics): the Fréchet distance against closed forms, the FLD's
+floor, PSNR and the masked error."""
+
+import math
 
 import numpy as np
 import pytest
@@ -6,7 +9,7 @@ import scipy.linalg
 import torch
 
 import diffusion_lab as dl
-from diffusion_lab.sample_quality import feature_stats
+from diffusion_lab.image_metrics import feature_stats
 
 
 def random_spd(rng, d):
@@ -61,3 +64,14 @@ def test_bad_feature_shapes_raise():
         dl.frechet_distance_features(torch.zeros(10), torch.zeros(10, 2))
     with pytest.raises(ValueError, match="shapes do not match"):
         dl.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+def test_psnr_and_masked_mse_closed_forms():
+    target = torch.zeros(2, 1, 2, 2)
+    x = target + 0.2  # MSE 0.04
+    torch.testing.assert_close(dl.psnr(x, target), torch.full((2,), 10 * math.log10(4 / 0.04)))
+    region = torch.tensor([[True, False], [False, False]])
+    x[:, :, 0, 0] = 1.0
+    torch.testing.assert_close(dl.masked_mse(x, target, region), torch.ones(2))
+    with pytest.raises(ValueError, match="region is empty"):
+        dl.masked_mse(x, target, torch.zeros(2, 2, dtype=torch.bool))
