@@ -96,9 +96,15 @@ def cpu_section(data: dict | None) -> list[str]:
     if data is None:
         return out + ["No result yet: run `python benchmarks/digits8.py`.", ""]
     q, t = data["quality"], data["training"]
+    recipe = data.get("recipe", {})
+    steps = f"{t['steps']} steps" + (f" of {recipe['batch_size']} images" if "batch_size" in recipe else "")
+    if t.get("train_seconds") is None:  # a checkpoint trained on a loaded machine records no time
+        cost = f"{steps}; no representative training time, {t.get('note_when_trained') or 'none recorded'}"
+    else:
+        cost = (f"{steps}; {t['train_seconds']:.0f} s wall clock, "
+                f"{t.get('train_cpu_seconds', float('nan')):.0f} s of CPU time")
     out += [
-        f"The class-conditional UNet shipped as `digits8-unet`, trained on the CPU ({t['steps']} steps; "
-        f"{t['train_seconds']:.0f} s wall clock, {t.get('train_cpu_seconds', float('nan')):.0f} s of CPU time). "
+        f"The class-conditional UNet shipped as `digits8-unet`, trained on the CPU ({cost}). "
         f"{data['evaluation']['n']} samples, DDPM on {data['evaluation']['sampling_steps']} respaced steps.",
         "",
         *_table(["samples", "FLD", "ratio to floor", "class accuracy"],

@@ -32,9 +32,11 @@ CLASSIFIER = {
     "mnist": dict(feature_dim=64, steps=2000, batch_size=128, lr=2e-3, noise_std=0.15),
     "fashion-mnist": dict(feature_dim=64, steps=2000, batch_size=128, lr=2e-3, noise_std=0.15),
 }
+# The shipped digits8-unet (commit 3b14c05): 6000 steps of 128 images, EMA 0.999. About six times the
+# compute of the first recipe (2000 of 64, EMA 0.995, 167 s on 2 cores), which left DDPM-100 at 1.45x the floor.
 DIGITS8_UNET = dict(dataset="digits8", model_size="tiny", class_conditional=True, label_dropout=0.15,
-                    dropout=0.0, steps=2000, batch_size=64, lr=2e-3, warmup=100, T=1000, schedule="cosine",
-                    ema_decay=0.995, checkpoint_every=500, log_every=100)
+                    dropout=0.0, steps=6000, batch_size=128, lr=2e-3, warmup=200, T=1000, schedule="cosine",
+                    ema_decay=0.999, checkpoint_every=1000, log_every=500)
 MNIST_PREVIEW = dict(dataset="mnist", model_size="tiny", class_conditional=True, label_dropout=0.15,
                      dropout=0.0, steps=800, batch_size=32, lr=2e-3, warmup=100, T=1000, schedule="cosine",
                      ema_decay=0.995, checkpoint_every=100, log_every=50)
