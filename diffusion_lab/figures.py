@@ -183,6 +183,14 @@ class Explorer:
         """Size of the embedded data in bytes (the static page's weight, without the fixed script)."""
         return len(json.dumps(self.payload(), separators=(",", ":")))
 
+    def payload_bound_mb(self) -> float:
+        """A strict upper bound on :attr:`payload_bytes` in MB, a multiple of 0.1: what a chapter prints.
+
+        The exact byte count moves by a few bytes between machines (the digits of each array's scale and
+        of the readouts), so a chapter prints this bound, which survives that, and not the count itself.
+        """
+        return (self.payload_bytes // 100_000 + 1) / 10
+
     def static_html(self) -> str:
         """The self-contained HTML of the static version (no kernel, no network)."""
         text = json.dumps(self.payload(), separators=(",", ":")).replace("</", "<\\/")  # safe inside <script>

@@ -53,6 +53,14 @@ def test_static_html_is_deterministic_and_self_contained():
     assert [c["labels"] for c in payload["controls"]] == [["1", "2", "3"], ["a", "b"]]
 
 
+def test_the_printed_size_is_a_strict_bound_in_tenths_of_a_mb(monkeypatch):
+    explorer = _explorer()
+    for size, bound in ((12, 0.1), (99_999, 0.1), (100_000, 0.2), (470_123, 0.5)):
+        monkeypatch.setattr(F.Explorer, "payload_bytes", property(lambda self, size=size: size))
+        assert explorer.payload_bound_mb() == bound
+        assert size < bound * 1e6
+
+
 def test_the_live_figure_falls_back_to_a_note_without_a_kernel():
     pytest.importorskip("ipywidgets")
     import matplotlib
