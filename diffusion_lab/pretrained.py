@@ -30,6 +30,7 @@ from .lenet import LeNet
 from .mlp import TimeMLP
 from .processes import linear_path, vp_path
 from .schedules import make_schedule
+from .sde import VESDE, VPSDE
 from .unet import UNet
 from .validation import check_choice, check_device
 
@@ -87,6 +88,15 @@ REGISTRY: dict[str, Entry] = {
         "swiss-roll student of progressive distillation: DDIM in 2 step(s), v-prediction"),
     "swiss-distilled-1": Entry("swiss_distilled_1.pt", "42c10d0264d83eb781e8f77a8c8cc4751ef97128eda9d99a7ad14edd8b491cbd",
         "swiss-roll student of progressive distillation: DDIM in 1 step(s), v-prediction"),
+    # Written by scripts/train_continuous_score.py (chapter "Training a continuous-time score model"), on a CPU.
+    "swiss-vp-score": Entry("swiss_vp_score.pt", "b111274cc415782d8c16a340248eb82ab93de189351c401dfc02000a07be15d7",
+        "TimeMLP score model (s = -eps/sigma) on the swiss roll, VP SDE (beta 0.1..20), DSM with sigma^2 weighting"),
+    "swiss-ve-score": Entry("swiss_ve_score.pt", "22186d9978d71e665e9df14136a52431ab880c5fe6b7a9f02c0b1374e57f51ea",
+        "TimeMLP score model (s = -eps/sigma) on the swiss roll, VE SDE (sigma 0.01..10), DSM with sigma^2 weighting"),
+    "ring-vp-score": Entry("ring_vp_score.pt", "895bf749f30faddf53843b746187bcc59bea2ef97b422781d26d551c4cb0300e",
+        "TimeMLP score model (s = -eps/sigma) on the ring of 8 Gaussians, VP SDE, DSM with sigma^2 weighting"),
+    "ring-ddpm": Entry("ring_ddpm.pt", "692639f76cec698991d4ccab6a498da97481b3bedf8b7c4d4b082a2fec3a2afa",
+        "TimeMLP eps-model on the ring of 8 Gaussians (cosine, T = 100, chapter 2's schedule), same budget"),
 }
 
 
@@ -105,14 +115,18 @@ class Loaded:
 
 
 PATHS = {"linear": linear_path, "vp": vp_path}
+SDES = {"vp": VPSDE, "ve": VESDE}
 
 
 def denoiser_from_info(model: nn.Module, kind: str, info: dict) -> Denoiser | None:
-    """The denoiser a checkpoint's ``info`` describes: its schedule (or flow path), parameterization and time scale."""
+    """The denoiser a checkpoint's ``info`` describes: its schedule (flow path or SDE), parameterization and time scale."""
     if "schedule" in info:
         process, predicts = make_schedule(info["schedule"], info["T"]), info.get("parameterization", "eps")
     elif "path" in info:
         process, predicts = PATHS[check_choice("flow path", info["path"], PATHS)](), "velocity"
+    elif "sde" in info:  # a time-continuous score model: the SDE and its parameters, e.g. sigma_max
+        sde = SDES[check_choice("SDE", info["sde"], SDES)]
+        process, predicts = sde(**info.get("sde_params", {})), info.get("parameterization", "eps")
     else:
         return None
     clip = 1.0 if kind == "unet" else None  # image data live in [−1, 1]
