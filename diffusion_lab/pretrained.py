@@ -89,14 +89,12 @@ REGISTRY: dict[str, Entry] = {
     "swiss-distilled-1": Entry("swiss_distilled_1.pt", "42c10d0264d83eb781e8f77a8c8cc4751ef97128eda9d99a7ad14edd8b491cbd",
         "swiss-roll student of progressive distillation: DDIM in 1 step(s), v-prediction"),
     # Written by scripts/train_continuous_score.py (chapter "Training a continuous-time score model"), on a CPU.
-    "swiss-vp-score": Entry("swiss_vp_score.pt", "b111274cc415782d8c16a340248eb82ab93de189351c401dfc02000a07be15d7",
+    "swiss-vp-score": Entry("swiss_vp_score.pt", "241e3ef46f8fac1a9ef7de716b6c2bd8cef051dbb3b9f1cde1c11c661a302a1f",
         "TimeMLP score model (s = -eps/sigma) on the swiss roll, VP SDE (beta 0.1..20), DSM with sigma^2 weighting"),
-    "swiss-ve-score": Entry("swiss_ve_score.pt", "22186d9978d71e665e9df14136a52431ab880c5fe6b7a9f02c0b1374e57f51ea",
+    "swiss-ve-score": Entry("swiss_ve_score.pt", "2ef2b619637d01f2831afe543f14a850790ed4db3c07a8b8a21bcfb8ba5fbd46",
         "TimeMLP score model (s = -eps/sigma) on the swiss roll, VE SDE (sigma 0.01..10), DSM with sigma^2 weighting"),
-    "ring-vp-score": Entry("ring_vp_score.pt", "895bf749f30faddf53843b746187bcc59bea2ef97b422781d26d551c4cb0300e",
+    "ring-vp-score": Entry("ring_vp_score.pt", "3c94ca86fbd536263f768f6d58e633a23d4d63a6a7a96ce74e5236af6b63d3cd",
         "TimeMLP score model (s = -eps/sigma) on the ring of 8 Gaussians, VP SDE, DSM with sigma^2 weighting"),
-    "ring-ddpm": Entry("ring_ddpm.pt", "692639f76cec698991d4ccab6a498da97481b3bedf8b7c4d4b082a2fec3a2afa",
-        "TimeMLP eps-model on the ring of 8 Gaussians (cosine, T = 100, chapter 2's schedule), same budget"),
 }
 
 

@@ -108,7 +108,6 @@ def test_score_checkpoints_load_with_their_sde():
         assert isinstance(loaded.denoiser.process, kind) and loaded.denoiser.predicts == "eps"
         assert loaded.denoiser.time_scale == 1000.0
     assert dl.pretrained.load("swiss-ve-score").denoiser.process.sigma_max == 10.0
-    assert dl.pretrained.load("ring-ddpm").denoiser.process.T == 100
 
 
 def test_dsm_target_check_explains_a_missing_square():
