@@ -118,3 +118,19 @@ def test_dsm_target_check_explains_a_missing_square():
     assert result.status == "failed" and "divides by the variance" in result.message
     assert homework.check_dsm_target(
         lambda x_t, x0, s, sigma: -(x_t - dl.expand_like(s, x0) * x0) / dl.expand_like(sigma, x0) ** 2).passed
+
+
+def test_training_script_runs_with_tiny_budgets(tmp_path, monkeypatch, capsys, one_thread):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "train_continuous_score.py"
+    spec = importlib.util.spec_from_file_location("train_continuous_score", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "OUT_DIR", tmp_path)
+    script.RECIPE.update(n=256, steps=5)
+    script.ring()
+    saved = dl.pretrained.load_checkpoint(tmp_path / "ring_vp_score.pt")
+    assert isinstance(saved.denoiser.process, dl.VPSDE) and saved.info["recipe"]["steps"] == 5
+    assert '"ring-vp-score": Entry("ring_vp_score.pt"' in capsys.readouterr().out
