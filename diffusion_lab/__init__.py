@@ -39,7 +39,7 @@ from .image_metrics import fld, fld_floor, frechet_distance, frechet_distance_fe
 from .image_training import ImageTrainConfig, train_images
 from .lenet import LeNet, accuracy, predict, train_lenet
 from .likelihood import divergence, ode_log_likelihood
-from .losses import classifier_loss, diffusion_loss
+from .losses import DSM_WEIGHTINGS, classifier_loss, continuous_dsm_loss, diffusion_loss
 from .metrics import (
     energy_distance,
     energy_distance_floor,
@@ -88,7 +88,7 @@ from .score_matching import denoising_score_matching_loss, explicit_score_matchi
 from .sde import SDE, SubVPSDE, VESDE, VPSDE, forward_sde_simulate
 from .spacing import SPACINGS, respace, sampling_steps
 from .thresholding import dynamic_threshold, static_threshold
-from .training import train_classifier, train_diffusion
+from .training import train_classifier, train_diffusion, train_score
 from .unet import UNet, summarize, unet_config
 
 __version__ = "0.2.0"
@@ -96,6 +96,7 @@ __version__ = "0.2.0"
 __all__ = [
     "Autoencoder",
     "ClassifierGuidance",
+    "DSM_WEIGHTINGS",
     "DataFileError",
     "Denoiser",
     "EMA",
@@ -127,6 +128,7 @@ __all__ = [
     "bits_per_dim",
     "box_downsample",
     "classifier_loss",
+    "continuous_dsm_loss",
     "cosine_schedule",
     "cpu_or_gpu",
     "ddim_invert",
@@ -229,6 +231,7 @@ __all__ = [
     "train_diffusion",
     "train_images",
     "train_lenet",
+    "train_score",
     "unet_config",
     "vp_path",
 ]

@@ -30,6 +30,7 @@ from .lenet import LeNet
 from .mlp import TimeMLP
 from .processes import linear_path, vp_path
 from .schedules import make_schedule
+from .sde import VESDE, VPSDE
 from .unet import UNet
 from .validation import check_choice, check_device
 
@@ -87,6 +88,13 @@ REGISTRY: dict[str, Entry] = {
         "swiss-roll student of progressive distillation: DDIM in 2 step(s), v-prediction"),
     "swiss-distilled-1": Entry("swiss_distilled_1.pt", "42c10d0264d83eb781e8f77a8c8cc4751ef97128eda9d99a7ad14edd8b491cbd",
         "swiss-roll student of progressive distillation: DDIM in 1 step(s), v-prediction"),
+    # Written by scripts/train_continuous_score.py (chapter "Training a continuous-time score model"), on a CPU.
+    "swiss-vp-score": Entry("swiss_vp_score.pt", "241e3ef46f8fac1a9ef7de716b6c2bd8cef051dbb3b9f1cde1c11c661a302a1f",
+        "TimeMLP score model (s = -eps/sigma) on the swiss roll, VP SDE (beta 0.1..20), DSM with sigma^2 weighting"),
+    "swiss-ve-score": Entry("swiss_ve_score.pt", "2ef2b619637d01f2831afe543f14a850790ed4db3c07a8b8a21bcfb8ba5fbd46",
+        "TimeMLP score model (s = -eps/sigma) on the swiss roll, VE SDE (sigma 0.01..10), DSM with sigma^2 weighting"),
+    "ring-vp-score": Entry("ring_vp_score.pt", "3c94ca86fbd536263f768f6d58e633a23d4d63a6a7a96ce74e5236af6b63d3cd",
+        "TimeMLP score model (s = -eps/sigma) on the ring of 8 Gaussians, VP SDE, DSM with sigma^2 weighting"),
 }
 
 
@@ -105,14 +113,18 @@ class Loaded:
 
 
 PATHS = {"linear": linear_path, "vp": vp_path}
+SDES = {"vp": VPSDE, "ve": VESDE}
 
 
 def denoiser_from_info(model: nn.Module, kind: str, info: dict) -> Denoiser | None:
-    """The denoiser a checkpoint's ``info`` describes: its schedule (or flow path), parameterization and time scale."""
+    """The denoiser a checkpoint's ``info`` describes: its schedule (flow path or SDE), parameterization and time scale."""
     if "schedule" in info:
         process, predicts = make_schedule(info["schedule"], info["T"]), info.get("parameterization", "eps")
     elif "path" in info:
         process, predicts = PATHS[check_choice("flow path", info["path"], PATHS)](), "velocity"
+    elif "sde" in info:  # a time-continuous score model: the SDE and its parameters, e.g. sigma_max
+        sde = SDES[check_choice("SDE", info["sde"], SDES)]
+        process, predicts = sde(**info.get("sde_params", {})), info.get("parameterization", "eps")
     else:
         return None
     clip = 1.0 if kind == "unet" else None  # image data live in [−1, 1]

@@ -8,8 +8,8 @@ from torch import nn
 
 from .denoiser import Denoiser
 from .fitting import TrainResult, fit, minibatch
-from .losses import classifier_loss, diffusion_loss
-from .validation import check_float, check_int, check_labels, check_tensor
+from .losses import DSM_WEIGHTINGS, classifier_loss, continuous_dsm_loss, diffusion_loss
+from .validation import check_choice, check_float, check_int, check_labels, check_tensor
 
 
 def train_diffusion(denoiser: Denoiser, data: torch.Tensor, *, steps: int, batch_size: int = 256, lr: float = 1e-3,
@@ -63,6 +63,43 @@ def train_diffusion(denoiser: Denoiser, data: torch.Tensor, *, steps: int, batch
 
     result = fit(denoiser.net, batch_loss, steps=steps, lr=lr, warmup=warmup, grad_clip=grad_clip,
                  ema_decay=ema_decay, seed=seed, progress=progress, desc="training")
+    result.denoiser = denoiser.replace(net=result.ema_model)
+    return result
+
+
+def train_score(denoiser: Denoiser, data: torch.Tensor, *, steps: int, weighting: str = "sigma2",
+                batch_size: int = 256, lr: float = 1e-3, warmup: int = 0, grad_clip: float | None = None,
+                ema_decay: float = 0.995, seed: int = 0, progress: bool = True) -> TrainResult:
+    """Train a time-continuous score model in place by denoising score matching (Song et al. 2021, Eq. 7).
+
+    Each step draws a minibatch from ``data``, times t ~ U(t_end, 1) and ε, and minimises
+    :func:`~diffusion_lab.continuous_dsm_loss` with the weighting λ(t) (``"sigma2"``, ``"likelihood"``
+    or ``"none"``) through :func:`~diffusion_lab.fit`. With ``"sigma2"`` and an ε-network this is the
+    same objective as :func:`train_diffusion`.
+
+    Args:
+        denoiser: the network with its SDE (or path) and parameterization, e.g.
+            ``Denoiser(TimeMLP(), VPSDE(), predicts="eps", time_scale=1000.0)``.
+        data: training set of shape ``(N, ...)``.
+
+    Returns:
+        A :class:`~diffusion_lab.TrainResult` whose ``denoiser`` is ``denoiser`` with the EMA weights.
+    """
+    check_tensor("data", data, floating=True, ndim_min=2, finite=True)
+    batch_size = check_int("batch_size", batch_size, 1)
+    if denoiser.process.discrete:
+        raise ValueError(f"train_score needs a continuous-time process (an SDE), got {denoiser.process!r}; "
+                         f"for a schedule use train_diffusion")
+    device = next(denoiser.net.parameters()).device
+    data = data.to(device)
+    check_choice("weighting", weighting, DSM_WEIGHTINGS)
+
+    def batch_loss(generator: torch.Generator) -> torch.Tensor:
+        x0, = minibatch(data, batch_size, generator)
+        return continuous_dsm_loss(denoiser, x0, weighting=weighting, generator=generator)
+
+    result = fit(denoiser.net, batch_loss, steps=steps, lr=lr, warmup=warmup, grad_clip=grad_clip,
+                 ema_decay=ema_decay, seed=seed, progress=progress, desc="score matching")
     result.denoiser = denoiser.replace(net=result.ema_model)
     return result
 

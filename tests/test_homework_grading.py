@@ -37,6 +37,8 @@ PLANTED = {
     "ddim-ex-step": ("return (x_t - math.sqrt(1 - alpha_bar) * eps_hat) / math.sqrt(alpha_bar)", "you returned x̂₀"),
     "images-ex-cfg": ("return eps_uncond + w * (eps_cond - eps_uncond)", "other convention"),
     "images-ex-ema": ("return (1 - decay) * ema + decay * param", "swapped the weights"),
+    "cscore-ex-dsm-target": ("return -(x_t - dl.expand_like(s, x0) * x0) / dl.expand_like(sigma, x0)",
+                             "divides by the variance"),
 }
 ENDLESS = "while True:\n    pass"
 HANG = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # deaf to the interrupt\nwhile True:\n    pass"

@@ -84,6 +84,9 @@ def test_each_checkpoint_comes_with_the_denoiser_it_was_trained_as():
         assert den.net is loaded.model and den.clip == (1.0 if isinstance(loaded.model, dl.UNet) else None), name
         if "velocity" in text:
             assert (den.predicts, repr(den.process), den.time_scale) == ("velocity", "GaussianPath('linear')", 1000.0)
+        elif "score model" in text:  # time-continuous: an SDE, an eps-network read as s = -eps/sigma
+            assert (den.predicts, den.time_scale) == ("eps", 1000.0), name
+            assert isinstance(den.process, dl.VESDE if "VE SDE" in text else dl.VPSDE), name
         else:
             assert den.process.T == 1000 and den.process.name == "cosine", name
             assert den.predicts == ("v" if "student of progressive distillation" in text else "eps"), name

@@ -19,6 +19,7 @@ check                      chapter    the student writes
 ``check_ddim_step``        7          one deterministic DDIM step
 ``check_cfg``              8, 9       the classifier-free guidance combination
 ``check_ema_update``       9          one update of an exponential moving average
+``check_dsm_target``       12         the score of q(x_t | x_0), the target of denoising score matching
 =========================  =========  ============================================================
 """
 
@@ -567,8 +568,66 @@ def check_ema_update(fn: Callable) -> CheckResult:
     return run_check(EMA_UPDATE, fn)
 
 
+# ----------------------------------------------------------------------------------------------
+# Chapter 12: the target of denoising score matching, ∇ log q(x_t | x_0) = −(x_t − s x_0) / σ².
+
+def _dsm_target_ref(x_t, x0, s, sigma):
+    return -(x_t - s.reshape(-1, *[1] * (x0.ndim - 1)) * x0) / (sigma**2).reshape(-1, *[1] * (x0.ndim - 1))
+
+
+def _dsm_cases() -> list[Case]:
+    g = gen(111)
+    cases = []
+    for shape, ve in (((6, 2), False), ((3, 1, 4, 4), False), ((5, 2), True)):
+        x_t, x0 = (torch.randn(shape, generator=g, dtype=F64) for _ in range(2))
+        sigma = torch.rand(shape[0], generator=g, dtype=F64) * 0.8 + 0.1  # (B,)
+        s = torch.ones(shape[0], dtype=F64) if ve else (1 - sigma**2).sqrt()  # VE: s = 1; VP: s² + σ² = 1
+        cases.append(Case({"x_t": x_t, "x0": x0, "s": s, "sigma": sigma},
+                          f"{'VE' if ve else 'VP'} coefficients, x of shape {shape}, s and sigma of shape ({shape[0]},)",
+                          lambda b, s=s, sigma=sigma: f"where s = {fmt(s[b])} and σ = {fmt(sigma[b])}"))
+    return cases
+
+
+def _dsm_xt_candidates(case: Case) -> dict[str, torch.Tensor]:
+    sigma = case.args["sigma"]
+    return {"− 1 / σ²": -1 / sigma**2,
+            "− 1 / σ (σ must be squared: the score of N(m, σ² I) is −(x − m) / σ²)": -1 / sigma,
+            "+ 1 / σ² (the sign is wrong: the score points from x_t back towards the mean s · x_0)": 1 / sigma**2,
+            "− 1 (the division by the variance σ² is missing)": -torch.ones_like(sigma)}
+
+
+def _dsm_x0_candidates(case: Case) -> dict[str, torch.Tensor]:
+    s, sigma = case.args["s"], case.args["sigma"]
+    return {"s / σ²": s / sigma**2,
+            "1 / σ² (the mean of x_t is s · x_0, not x_0)": 1 / sigma**2,
+            "s / σ (σ must be squared: the score of N(m, σ² I) is −(x − m) / σ²)": s / sigma,
+            "− s / σ² (the sign is wrong: the score points from x_t back towards the mean s · x_0)": -s / sigma**2}
+
+
+DSM_TARGET = Spec(
+    name="dsm_target",
+    signature="dsm_target(x_t, x0, s, sigma) -> -(x_t - s · x0) / sigma²",
+    reference=_dsm_target_ref,
+    cases=_dsm_cases,
+    mistakes=(Mistake(lambda x_t, x0, s, sigma: -(x_t - s.reshape(-1, *[1] * (x0.ndim - 1)) * x0)
+                      / sigma.reshape(-1, *[1] * (x0.ndim - 1)),
+                      "you returned −(x_t − s · x_0) / σ = −ε, the noise with a minus sign. The score of "
+                      "N(s · x_0, σ² I) divides by the variance σ², once more by σ: −ε / σ."),),
+    terms=(Term("x_t", "the x_t term", "− 1 / σ²", _dsm_xt_candidates),
+           Term("x0", "the x_0 term", "s / σ²", _dsm_x0_candidates)),
+    output_like="x_t",
+    broadcast_hint="reshape s and sigma from (B,) to (B, 1, ..., 1) with dl.expand_like(sigma, x_t)",
+    extra={"covers": "points and images, VP and VE"},
+)
+
+
+def check_dsm_target(fn: Callable) -> CheckResult:
+    """Check ``fn(x_t, x0, s, sigma) -> −(x_t − s x0) / σ²``, the score of q(x_t | x_0); s, sigma of shape ``(B,)``."""
+    return run_check(DSM_TARGET, fn)
+
+
 #: Every check by name, with its spec (the tests plant each spec's mistakes).
 SPECS = {spec.name: spec for spec in (NOISE_STEP, Q_SAMPLE, GAUSSIAN_KL, POSTERIOR_MEAN, DDPM_STEP, LANGEVIN_STEP,
-                                      REVERSE_DRIFT, ODE_DRIFT, DDIM_STEP, CFG, EMA_UPDATE)}
+                                      REVERSE_DRIFT, ODE_DRIFT, DDIM_STEP, CFG, EMA_UPDATE, DSM_TARGET)}
 #: The spec of each ``check_<name>`` function: what the grader runs, in its own process, for a check cell.
 CHECKS = {f"check_{name}": spec for name, spec in SPECS.items()}
