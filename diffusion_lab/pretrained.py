@@ -11,7 +11,8 @@ damaged or substituted file is refused with a clear error and no code inside a f
     >>> loaded.model, loaded.denoiser, loaded.info["dataset"]
 
 A diffusion or flow checkpoint comes back with its :class:`~diffusion_lab.Denoiser`, built from the
-stored ``info`` (the schedule or path, what the network predicts, the time scale); image models
+stored ``info`` (the schedule or path, what the network predicts, the time scale; a consistency
+model's F_θ comes back inside :func:`~diffusion_lab.consistency_model`, whose x̂₀ is f_θ); image models
 clip x̂₀ to the data range [−1, 1], as DDPM's reference sampler does.
 """
 
@@ -87,6 +88,11 @@ REGISTRY: dict[str, Entry] = {
         "swiss-roll student of progressive distillation: DDIM in 2 step(s), v-prediction"),
     "swiss-distilled-1": Entry("swiss_distilled_1.pt", "42c10d0264d83eb781e8f77a8c8cc4751ef97128eda9d99a7ad14edd8b491cbd",
         "swiss-roll student of progressive distillation: DDIM in 1 step(s), v-prediction"),
+    # Written by scripts/train_consistency.py (chapter "Consistency models"), on a CPU with one thread.
+    "swiss-consistency-cd": Entry("swiss_consistency_cd.pt", "e63837442e905cfb653e1c60ddf299fe3fb8186e1517b31513b1fd34ad9470ce",
+        "swiss-roll consistency model by consistency distillation of swiss-diffusion (F_theta of f = c_skip x + c_out F)"),
+    "swiss-consistency-ct": Entry("swiss_consistency_ct.pt", "f94b9b0c6986db6f93a1cf8bc9fb4ed21b64211dcb50ca1e2d7d098ff96cf9c1",
+        "swiss-roll consistency model by consistency training (F_theta of f = c_skip x + c_out F)"),
 }
 
 
@@ -109,6 +115,10 @@ PATHS = {"linear": linear_path, "vp": vp_path}
 
 def denoiser_from_info(model: nn.Module, kind: str, info: dict) -> Denoiser | None:
     """The denoiser a checkpoint's ``info`` describes: its schedule (or flow path), parameterization and time scale."""
+    if info.get("parameterization") == "consistency":  # f_θ through the boundary-condition wrapper
+        from .consistency import consistency_model
+
+        return consistency_model(model, make_schedule(info["schedule"], info["T"]), info["sigma_data"])
     if "schedule" in info:
         process, predicts = make_schedule(info["schedule"], info["T"]), info.get("parameterization", "eps")
     elif "path" in info:
