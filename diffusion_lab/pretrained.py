@@ -89,9 +89,9 @@ REGISTRY: dict[str, Entry] = {
     "swiss-distilled-1": Entry("swiss_distilled_1.pt", "42c10d0264d83eb781e8f77a8c8cc4751ef97128eda9d99a7ad14edd8b491cbd",
         "swiss-roll student of progressive distillation: DDIM in 1 step(s), v-prediction"),
     # Written by scripts/train_consistency.py (chapter "Consistency models"), on a CPU with one thread.
-    "swiss-consistency-cd": Entry("swiss_consistency_cd.pt", "e63837442e905cfb653e1c60ddf299fe3fb8186e1517b31513b1fd34ad9470ce",
+    "swiss-consistency-cd": Entry("swiss_consistency_cd.pt", "aa11dbda1d6be248fcd924c08206f087bdb9e28bbb1e2ff8873d5b9f47943b9f",
         "swiss-roll consistency model by consistency distillation of swiss-diffusion (F_theta of f = c_skip x + c_out F)"),
-    "swiss-consistency-ct": Entry("swiss_consistency_ct.pt", "f94b9b0c6986db6f93a1cf8bc9fb4ed21b64211dcb50ca1e2d7d098ff96cf9c1",
+    "swiss-consistency-ct": Entry("swiss_consistency_ct.pt", "3e16ef7a654d44e1841c447acc414943d0e640f9196765ca3ae9908414736440",
         "swiss-roll consistency model by consistency training (F_theta of f = c_skip x + c_out F)"),
 }
 
