@@ -18,6 +18,17 @@ from .broadcast import expand_like
 from .compute import cpu_or_gpu, device, on_gpu, seed_everything
 from .data2d import GaussianMixture, moons, swiss_roll
 from .denoiser import PARAMETERIZATIONS, Denoiser, Prediction
+from .consistency import (
+    ConsistencyNet,
+    consistency_coefficients,
+    consistency_distillation_loss,
+    consistency_grid,
+    consistency_model,
+    consistency_sample,
+    consistency_times,
+    consistency_training_loss,
+    train_consistency,
+)
 from .distillation import distill, distillation_grid, distillation_target, progressive_distillation_loss
 from .elbo import bits_per_dim, direct_bound, elbo_terms, gaussian_kl, prior_term
 from .evaluation import (
@@ -96,6 +107,7 @@ __version__ = "0.2.0"
 __all__ = [
     "Autoencoder",
     "ClassifierGuidance",
+    "ConsistencyNet",
     "DSM_WEIGHTINGS",
     "DataFileError",
     "Denoiser",
@@ -128,6 +140,13 @@ __all__ = [
     "bits_per_dim",
     "box_downsample",
     "classifier_loss",
+    "consistency_coefficients",
+    "consistency_distillation_loss",
+    "consistency_grid",
+    "consistency_model",
+    "consistency_sample",
+    "consistency_times",
+    "consistency_training_loss",
     "continuous_dsm_loss",
     "cosine_schedule",
     "cpu_or_gpu",
@@ -228,6 +247,7 @@ __all__ = [
     "swiss_roll",
     "train_autoencoder",
     "train_classifier",
+    "train_consistency",
     "train_diffusion",
     "train_images",
     "train_lenet",

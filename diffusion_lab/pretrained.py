@@ -11,7 +11,8 @@ damaged or substituted file is refused with a clear error and no code inside a f
     >>> loaded.model, loaded.denoiser, loaded.info["dataset"]
 
 A diffusion or flow checkpoint comes back with its :class:`~diffusion_lab.Denoiser`, built from the
-stored ``info`` (the schedule or path, what the network predicts, the time scale); image models
+stored ``info`` (the schedule or path, what the network predicts, the time scale; a consistency
+model's F_θ comes back inside :func:`~diffusion_lab.consistency_model`, whose x̂₀ is f_θ); image models
 clip x̂₀ to the data range [−1, 1], as DDPM's reference sampler does.
 """
 
@@ -95,6 +96,11 @@ REGISTRY: dict[str, Entry] = {
         "TimeMLP score model (s = -eps/sigma) on the swiss roll, VE SDE (sigma 0.01..10), DSM with sigma^2 weighting"),
     "ring-vp-score": Entry("ring_vp_score.pt", "3c94ca86fbd536263f768f6d58e633a23d4d63a6a7a96ce74e5236af6b63d3cd",
         "TimeMLP score model (s = -eps/sigma) on the ring of 8 Gaussians, VP SDE, DSM with sigma^2 weighting"),
+    # Written by scripts/train_consistency.py (chapter "Consistency models"), on a CPU with one thread.
+    "swiss-consistency-cd": Entry("swiss_consistency_cd.pt", "aa11dbda1d6be248fcd924c08206f087bdb9e28bbb1e2ff8873d5b9f47943b9f",
+        "swiss-roll consistency model by consistency distillation of swiss-diffusion (F_theta of f = c_skip x + c_out F)"),
+    "swiss-consistency-ct": Entry("swiss_consistency_ct.pt", "3e16ef7a654d44e1841c447acc414943d0e640f9196765ca3ae9908414736440",
+        "swiss-roll consistency model by consistency training (F_theta of f = c_skip x + c_out F)"),
 }
 
 
@@ -118,6 +124,10 @@ SDES = {"vp": VPSDE, "ve": VESDE}
 
 def denoiser_from_info(model: nn.Module, kind: str, info: dict) -> Denoiser | None:
     """The denoiser a checkpoint's ``info`` describes: its schedule (flow path or SDE), parameterization and time scale."""
+    if info.get("parameterization") == "consistency":  # f_θ through the boundary-condition wrapper
+        from .consistency import consistency_model
+
+        return consistency_model(model, make_schedule(info["schedule"], info["T"]), info["sigma_data"])
     if "schedule" in info:
         process, predicts = make_schedule(info["schedule"], info["T"]), info.get("parameterization", "eps")
     elif "path" in info:

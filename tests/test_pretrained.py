@@ -19,7 +19,9 @@ def test_every_registered_file_exists_matches_its_hash_and_is_small():
         path = CHECKPOINT_DIR / entry.file
         assert dl.pretrained.sha256_of(path) == entry.sha256, name
         total += path.stat().st_size
-    assert total < 5_000_000
+    # The repository's budget for shipped models: toys of 50-250 KB, 8x8 image models of 250-400 KB, the
+    # MNIST preview of 620 KB. Raised from 5 MB to 6 MB for chapters 12 and 13 (five toys of 50-70 KB).
+    assert total < 6_000_000
     assert sorted(p.name for p in CHECKPOINT_DIR.glob("*.pt")) == sorted(e.file for e in REGISTRY.values())
 
 
@@ -80,6 +82,10 @@ def test_each_checkpoint_comes_with_the_denoiser_it_was_trained_as():
         den, text = loaded.denoiser, entry.description
         if isinstance(loaded.model, (dl.LeNet, dl.Autoencoder)):
             assert den is None, name
+            continue
+        if "consistency model" in text:  # F_θ inside the boundary-condition wrapper, whose x̂₀ is f_θ
+            assert isinstance(den.net, dl.ConsistencyNet) and den.net.net is loaded.model and den.clip is None, name
+            assert (den.predicts, den.process.name, den.process.T) == ("x0", "cosine", 1000), name
             continue
         assert den.net is loaded.model and den.clip == (1.0 if isinstance(loaded.model, dl.UNet) else None), name
         if "velocity" in text:

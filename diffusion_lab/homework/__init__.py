@@ -19,6 +19,7 @@ For instructors: ``python -m diffusion_lab.homework student ...`` writes student
 from ._engine import STATUSES, CheckResult
 from .checks import (
     check_cfg,
+    check_consistency_function,
     check_ddim_step,
     check_ddpm_step,
     check_dsm_target,
@@ -36,6 +37,7 @@ __all__ = [
     "STATUSES",
     "CheckResult",
     "check_cfg",
+    "check_consistency_function",
     "check_ddim_step",
     "check_ddpm_step",
     "check_dsm_target",

@@ -5,22 +5,22 @@ images, edge steps such as t = 1 and t = T), compares it with the package's own 
 explains a wrong answer (see :mod:`diffusion_lab.homework._engine`). The student's function takes
 plain tensors and numbers, so the exercise does not depend on the rest of its chapter.
 
-=========================  =========  ============================================================
-check                      chapter    the student writes
-=========================  =========  ============================================================
-``check_noise_step``       0          one step of noise √(1 − β) x + √β ε
-``check_q_sample``         1          x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε
-``check_gaussian_kl``      2          KL between two diagonal Gaussians, elementwise
-``check_posterior_mean``   3          μ̃_t(x_t, x_0)
-``check_ddpm_step``        4          one step of DDPM's Algorithm 2
-``check_langevin_step``    5          one step of Langevin dynamics
-``check_reverse_drift``    6          the drift of the reverse-time SDE
-``check_ode_drift``        6          the drift of the probability-flow ODE
-``check_ddim_step``        7          one deterministic DDIM step
-``check_cfg``              8, 9       the classifier-free guidance combination
-``check_ema_update``       9          one update of an exponential moving average
-``check_dsm_target``       12         the score of q(x_t | x_0), the target of denoising score matching
-=========================  =========  ============================================================
+check                             chapter    the student writes
+================================  =========  ============================================================
+``check_noise_step``              0          one step of noise √(1 − β) x + √β ε
+``check_q_sample``                1          x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε
+``check_gaussian_kl``             2          KL between two diagonal Gaussians, elementwise
+``check_posterior_mean``          3          μ̃_t(x_t, x_0)
+``check_ddpm_step``               4          one step of DDPM's Algorithm 2
+``check_langevin_step``           5          one step of Langevin dynamics
+``check_reverse_drift``           6          the drift of the reverse-time SDE
+``check_ode_drift``               6          the drift of the probability-flow ODE
+``check_ddim_step``               7          one deterministic DDIM step
+``check_cfg``                     8, 9       the classifier-free guidance combination
+``check_ema_update``              9          one update of an exponential moving average
+``check_dsm_target``              12         the score of q(x_t | x_0), the target of denoising score matching
+``check_consistency_function``    13         c_skip(κ) y + c_out(κ) F, the consistency model's boundary form
+================================  =========  ============================================================
 """
 
 from __future__ import annotations
@@ -626,8 +626,64 @@ def check_dsm_target(fn: Callable) -> CheckResult:
     return run_check(DSM_TARGET, fn)
 
 
+# Chapter 13: the consistency function's boundary-condition parameterisation.
+
+def _cm_coefficients(kappa, kappa_eps, sigma_data):
+    c_skip = sigma_data**2 / ((kappa - kappa_eps) ** 2 + sigma_data**2)
+    c_out = sigma_data * (kappa - kappa_eps) / math.sqrt(sigma_data**2 + kappa**2)
+    return c_skip, c_out
+
+
+def _cm_ref(y, F, kappa, kappa_eps, sigma_data):
+    c_skip, c_out = _cm_coefficients(kappa, kappa_eps, sigma_data)
+    return c_skip * y + c_out * F
+
+
+def _cm_cases() -> list[Case]:
+    g = gen(111)
+    cases = []
+    for kappa, kappa_eps, sigma_data, shape in ((0.3, 0.1, 1.0, (6, 2)), (2.0, 0.002, 0.5, (2, 1, 4, 4)),
+                                                (0.1, 0.1, 0.5, (4, 2)), (80.0, 0.002, 0.5, (3, 2))):
+        y, f = (torch.randn(shape, generator=g, dtype=F64) for _ in range(2))
+        cases.append(Case({"y": y, "F": f, "kappa": kappa, "kappa_eps": kappa_eps, "sigma_data": sigma_data},
+                          f"kappa = {kappa}, kappa_eps = {kappa_eps}, sigma_data = {sigma_data}, y of shape {shape}",
+                          lambda b, k=kappa, ke=kappa_eps: f"with κ = {k}, κ_ε = {ke}"))
+    return cases
+
+
+def _cm_candidates(case: Case) -> dict[str, float]:
+    k, ke, sd = case.args["kappa"], case.args["kappa_eps"], case.args["sigma_data"]
+    return {"σ_data² / ((κ − κ_ε)² + σ_data²)": sd**2 / ((k - ke) ** 2 + sd**2),
+            "σ_data² / (κ² + σ_data²) (the shift by κ_ε is missing, so f(y, κ_ε) ≠ y)": sd**2 / (k**2 + sd**2),
+            "σ_data (κ − κ_ε) / √(σ_data² + κ²)": sd * (k - ke) / math.sqrt(sd**2 + k**2),
+            "σ_data κ / √(σ_data² + κ²) (the shift by κ_ε is missing, so f(y, κ_ε) ≠ y)": sd * k / math.sqrt(sd**2 + k**2),
+            "σ_data (κ − κ_ε) / (σ_data² + κ²) (the square root is missing)": sd * (k - ke) / (sd**2 + k**2),
+            "1": 1.0, "κ − κ_ε": k - ke}
+
+
+CONSISTENCY_FUNCTION = Spec(
+    name="consistency_function",
+    signature="consistency_function(y, F, kappa, kappa_eps, sigma_data) -> f",
+    reference=_cm_ref,
+    cases=_cm_cases,
+    mistakes=(Mistake(lambda y, f, k, ke, sd: _cm_coefficients(k, ke, sd)[1] * y + _cm_coefficients(k, ke, sd)[0] * f,
+                      "you swapped c_skip and c_out: c_skip multiplies the input y (it is 1 at the boundary, where "
+                      "f must return y itself) and c_out the network output F (0 at the boundary)."),),
+    terms=(Term("y", "the skip term (coefficient of y)", "σ_data² / ((κ − κ_ε)² + σ_data²)", _cm_candidates),
+           Term("F", "the network term (coefficient of F)", "σ_data (κ − κ_ε) / √(σ_data² + κ²)", _cm_candidates)),
+    output_like="y",
+    extra={"covers": "points and images, the boundary κ = κ_ε included"},
+)
+
+
+def check_consistency_function(fn: Callable) -> CheckResult:
+    """Check ``fn(y, F, kappa, kappa_eps, sigma_data) -> c_skip(κ) y + c_out(κ) F`` (Song et al. 2023, App. C)."""
+    return run_check(CONSISTENCY_FUNCTION, fn)
+
+
 #: Every check by name, with its spec (the tests plant each spec's mistakes).
 SPECS = {spec.name: spec for spec in (NOISE_STEP, Q_SAMPLE, GAUSSIAN_KL, POSTERIOR_MEAN, DDPM_STEP, LANGEVIN_STEP,
-                                      REVERSE_DRIFT, ODE_DRIFT, DDIM_STEP, CFG, EMA_UPDATE, DSM_TARGET)}
+                                      REVERSE_DRIFT, ODE_DRIFT, DDIM_STEP, CFG, EMA_UPDATE, DSM_TARGET,
+                                      CONSISTENCY_FUNCTION)}
 #: The spec of each ``check_<name>`` function: what the grader runs, in its own process, for a check cell.
 CHECKS = {f"check_{name}": spec for name, spec in SPECS.items()}
