@@ -39,6 +39,9 @@ PLANTED = {
     "images-ex-ema": ("return (1 - decay) * ema + decay * param", "swapped the weights"),
     "cscore-ex-dsm-target": ("return -(x_t - dl.expand_like(s, x0) * x0) / dl.expand_like(sigma, x0)",
                              "divides by the variance"),
+    "consistency-ex-param": ("c_skip = sigma_data**2 / ((kappa - kappa_eps) ** 2 + sigma_data**2)\n"
+                             "c_out = sigma_data * (kappa - kappa_eps) / math.sqrt(sigma_data**2 + kappa**2)\n"
+                             "return c_out * y + c_skip * F", "swapped c_skip and c_out"),
 }
 ENDLESS = "while True:\n    pass"
 HANG = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # deaf to the interrupt\nwhile True:\n    pass"
