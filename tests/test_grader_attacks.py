@@ -428,3 +428,31 @@ def test_without_the_sandbox_the_solutions_are_readable_as_documented(plain):
     # The limitation the instructors' page states: a plain process reads what the grader's user can.
     assert _total(plain, "attack-reading-solutions") == 3
     assert "the known source is readable: True" in plain["feedback"]["attack-reading-solutions"]
+
+
+def test_a_read_only_folder_under_tmp_stays_visible_inside_the_sandbox(tmp_path):
+    """A checkout (and its virtual environment) under /tmp must not be covered by the sandbox's private
+    /tmp: CI clones into /tmp, and there the namespace sandbox once silently fell back to none."""
+    prefix = grading.namespaces_command()
+    if prefix is None or grading.probe_sandbox() is None:
+        pytest.skip("no namespace sandbox on this machine (Linux user namespaces and `unshare` are needed)")
+    import subprocess
+    import sys
+
+    shared = tmp_path / "venv-like"
+    shared.mkdir()
+    (shared / "marker.txt").write_text("visible")
+    folder, root = tmp_path / "work", tmp_path / "root"
+    folder.mkdir()
+    root.mkdir()
+    from diffusion_lab.homework._kernel import SYSTEM_PATHS, _python_paths
+
+    spec = {"mode": "namespaces", "root": str(root), "readonly": SYSTEM_PATHS + _python_paths() + [str(shared)],
+            "writable": [str(folder)], "hide": [], "tmp_mb": 1, "cwd": str(folder), "limits": {},
+            "argv": [sys.executable, "-I", "-S", "-c", f"print(open({str(shared / 'marker.txt')!r}).read())"],
+            "env": {"PATH": "/usr/bin:/bin"}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    done = subprocess.run([*prefix, sys.executable, "-I", "-S", str(grading.LAUNCHER), str(tmp_path / "spec.json")],
+                          capture_output=True, text=True, timeout=60)
+    assert str(tmp_path).startswith("/tmp/")
+    assert done.returncode == 0 and done.stdout.strip() == "visible", done.stderr[-2000:]

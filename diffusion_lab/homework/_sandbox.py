@@ -95,6 +95,11 @@ def build_root(spec: dict) -> None:
     root = spec["root"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks back to the grader
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=8m")
+    # The private /tmp first: a read-only path below /tmp (a virtual environment in a checkout under
+    # /tmp, say) is then bound inside it and stays visible, instead of being covered by it.
+    for name in ("tmp", "dev/shm"):
+        os.makedirs(f"{root}/{name}", exist_ok=True)
+        _mount("tmpfs", f"{root}/{name}", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec['tmp_mb']}m")
     done: list[str] = []
     for path in sorted(spec["readonly"], key=lambda p: (p.count("/"), p)):
         if not os.path.lexists(path) or any(_inside(path, d) for d in done):
@@ -106,9 +111,6 @@ def build_root(spec: dict) -> None:
             _make_point(target, path)
             _bind(path, target, readonly=True)
         done.append(path)
-    for name in ("tmp", "dev/shm"):
-        os.makedirs(f"{root}/{name}", exist_ok=True)
-        _mount("tmpfs", f"{root}/{name}", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec['tmp_mb']}m")
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
             _make_point(f"{root}/dev/{name}", f"/dev/{name}")
