@@ -16,10 +16,7 @@ temporary directory instead (a check that the script runs; the files are not for
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +24,9 @@ from pathlib import Path
 import torch
 
 import diffusion_lab as dl
-from diffusion_lab.pretrained import CHECKPOINT_DIR, save_checkpoint
+from diffusion_lab.pretrained import CHECKPOINT_DIR
+
+import checkpoint_cli  # scripts/, beside this file
 
 T = 1000
 SCHEDULE = "cosine"
@@ -43,7 +42,7 @@ SHIPPED_STUDENTS = (8, 4, 2, 1)
 OUT_DIR = CHECKPOINT_DIR  # where save() writes; a temporary directory with --smoke
 
 
-def smoke_settings() -> None:
+def smoke_settings() -> Path:
     """Tiny budgets for --smoke: every code path runs in seconds (the models are useless)."""
     global OUT_DIR
     SWISS.update(n=512, steps=20)
@@ -52,16 +51,11 @@ def smoke_settings() -> None:
     for recipe in (SWISS_DISTILL, LATENT_DISTILL):
         recipe.update(start_steps=4, steps=10, warmup=2)
     OUT_DIR = Path(tempfile.mkdtemp(prefix="train-beyond-smoke-"))
+    return OUT_DIR
 
 
 def save(name: str, model: torch.nn.Module, kind: str, config: dict, info: dict, description: str) -> None:
-    path = OUT_DIR / f"{name.replace('-', '_')}.pt"
-    info = dict(info, trained_with="scripts/train_beyond.py", device="cpu", torch_threads=torch.get_num_threads(),
-                load_average=[round(v, 2) for v in os.getloadavg()])
-    sha = save_checkpoint(path, model, kind=kind, config=config, info=info)
-    print(json.dumps({k: v for k, v in info.items() if k != "recipe"}), flush=True)
-    print(f'    "{name}": Entry("{path.name}", "{sha}",\n        "{description}"),', flush=True)
-
+    checkpoint_cli.save(OUT_DIR, "scripts/train_beyond.py", name, model, kind, config, info, description)
 
 def distill_rounds(teacher: dl.Denoiser, data: torch.Tensor, recipe: dict, clip: float, tag: str, seed: int):
     """Rounds 2N → N from recipe['start_steps']; yields (N, EMA student network) after each round.
@@ -181,16 +175,7 @@ PARTS = {"swiss-diffusion": swiss_diffusion, "swiss-flow": swiss_flow, "swiss-di
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=list(PARTS))
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--smoke", action="store_true", help="tiny budgets, files to a temporary directory")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.smoke:
-        smoke_settings()
-        print("smoke run: files go to", OUT_DIR, flush=True)
-    PARTS[args.what]()
+    checkpoint_cli.run(PARTS, __doc__, smoke_settings, default_threads=2)
 
 
 if __name__ == "__main__":

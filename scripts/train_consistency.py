@@ -12,16 +12,15 @@ writes its file to a temporary directory instead (the model is useless).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import tempfile
 from pathlib import Path
 
 import torch
 
 import diffusion_lab as dl
-from diffusion_lab.pretrained import CHECKPOINT_DIR, save_checkpoint
+from diffusion_lab.pretrained import CHECKPOINT_DIR
+
+import checkpoint_cli  # scripts/, beside this file
 
 SWISS_N = 20_000  # the training set of swiss-diffusion (scripts/train_beyond.py)
 # A quarter of the teacher's TimeMLP (31,554 parameters against 120,450): the shipped checkpoints must fit
@@ -35,21 +34,16 @@ SWISS_CT = dict(n_steps=64, steps=8000, batch_size=256, lr=2e-3, warmup=100, tar
 OUT_DIR = CHECKPOINT_DIR
 
 
-def smoke_settings() -> None:
+def smoke_settings() -> Path:
     global OUT_DIR
     for recipe in (SWISS_CD, SWISS_CT):
         recipe.update(steps=10, warmup=2)
     OUT_DIR = Path(tempfile.mkdtemp(prefix="train-consistency-smoke-"))
+    return OUT_DIR
 
 
 def save(name: str, model: torch.nn.Module, info: dict, description: str) -> None:
-    path = OUT_DIR / f"{name.replace('-', '_')}.pt"
-    info = dict(info, trained_with="scripts/train_consistency.py", device="cpu",
-                torch_threads=torch.get_num_threads(), load_average=[round(v, 2) for v in os.getloadavg()])
-    sha = save_checkpoint(path, model, kind="timemlp", config=CM_CONFIG, info=info)
-    print(json.dumps({k: v for k, v in info.items() if k != "recipe"}), flush=True)
-    print(f'    "{name}": Entry("{path.name}", "{sha}",\n        "{description}"),', flush=True)
-
+    checkpoint_cli.save(OUT_DIR, "scripts/train_consistency.py", name, model, "timemlp", CM_CONFIG, info, description)
 
 def swiss(distil: bool) -> None:
     loaded = dl.pretrained.load("swiss-diffusion")
@@ -77,16 +71,7 @@ PARTS = {"swiss-cd": lambda: swiss(True), "swiss-ct": lambda: swiss(False)}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=list(PARTS))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--smoke", action="store_true", help="tiny budgets, files to a temporary directory")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.smoke:
-        smoke_settings()
-        print("smoke run: files go to", OUT_DIR, flush=True)
-    PARTS[args.what]()
+    checkpoint_cli.run(PARTS, __doc__, smoke_settings, default_threads=1)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,15 @@ REGISTRY in diffusion_lab/pretrained.py. Each part takes about a minute on one C
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import tempfile
 from pathlib import Path
 
 import torch
 
 import diffusion_lab as dl
-from diffusion_lab.pretrained import CHECKPOINT_DIR, save_checkpoint
+from diffusion_lab.pretrained import CHECKPOINT_DIR
+
+import checkpoint_cli  # scripts/, beside this file
 
 RECIPE = dict(n=20_000, hidden=64, n_blocks=2, steps=4000, batch_size=256, lr=3e-3, weighting="sigma2")
 CONFIG = dict(data_dim=2, hidden=RECIPE["hidden"], n_blocks=RECIPE["n_blocks"])
@@ -35,13 +34,15 @@ OUT_DIR = CHECKPOINT_DIR
 
 
 def save(name: str, model: torch.nn.Module, info: dict, description: str) -> None:
-    path = OUT_DIR / f"{name.replace('-', '_')}.pt"
-    info = dict(info, trained_with="scripts/train_continuous_score.py", device="cpu",
-                torch_threads=torch.get_num_threads(), load_average=[round(v, 2) for v in os.getloadavg()])
-    sha = save_checkpoint(path, model, kind="timemlp", config=CONFIG, info=info)
-    print(json.dumps({k: v for k, v in info.items() if k != "recipe"}), flush=True)
-    print(f'    "{name}": Entry("{path.name}", "{sha}",\n        "{description}"),', flush=True)
+    checkpoint_cli.save(OUT_DIR, "scripts/train_continuous_score.py", name, model, "timemlp", CONFIG, info, description)
 
+
+def smoke_settings() -> Path:
+    """Tiny budgets for --smoke: every code path runs in seconds (the models are useless)."""
+    global OUT_DIR
+    RECIPE.update(n=512, steps=20)
+    OUT_DIR = Path(tempfile.mkdtemp(prefix="train-score-smoke-"))
+    return OUT_DIR
 
 def score_model(name: str, sde: str, data: torch.Tensor, dataset: str, description: str) -> None:
     params, _ = SDES[sde]
@@ -75,18 +76,7 @@ PARTS = {"swiss": swiss, "ring": ring}
 
 
 def main() -> None:
-    global OUT_DIR
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=list(PARTS))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--smoke", action="store_true", help="tiny budgets, files to a temporary directory")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.smoke:
-        RECIPE.update(n=512, steps=20)
-        OUT_DIR = Path(tempfile.mkdtemp(prefix="train-score-smoke-"))
-        print("smoke run: files go to", OUT_DIR, flush=True)
-    PARTS[args.what]()
+    checkpoint_cli.run(PARTS, __doc__, smoke_settings, default_threads=1)
 
 
 if __name__ == "__main__":
