@@ -30,7 +30,7 @@ from .consistency import (
     train_consistency,
 )
 from .distillation import distill, distillation_grid, distillation_target, progressive_distillation_loss
-from .elbo import bits_per_dim, direct_bound, elbo_terms, gaussian_kl, prior_term
+from .elbo import bits_per_dim, direct_bound, elbo_terms, gaussian_kl, prior_term, stratified_bound
 from .evaluation import (
     IMAGE_SAMPLERS,
     fld_report,
@@ -50,7 +50,7 @@ from .image_metrics import fld, fld_floor, frechet_distance, frechet_distance_fe
 from .image_training import ImageTrainConfig, train_images
 from .lenet import LeNet, accuracy, predict, train_lenet
 from .likelihood import divergence, ode_log_likelihood
-from .losses import DSM_WEIGHTINGS, classifier_loss, continuous_dsm_loss, diffusion_loss
+from .losses import DSM_WEIGHTINGS, classifier_loss, continuous_dsm_loss, diffusion_loss, hybrid_loss, vlb_loss
 from .metrics import (
     energy_distance,
     energy_distance_floor,
@@ -82,6 +82,7 @@ from .samplers import (
     pc_sample,
     repaint_schedule,
     replacement_sample,
+    reverse_mean_variance,
     rk45_sample,
     sdedit_sample,
     slerp,
@@ -99,7 +100,8 @@ from .score_matching import denoising_score_matching_loss, explicit_score_matchi
 from .sde import SDE, SubVPSDE, VESDE, VPSDE, forward_sde_simulate
 from .spacing import SPACINGS, respace, sampling_steps
 from .thresholding import dynamic_threshold, static_threshold
-from .training import train_classifier, train_diffusion, train_score
+from .time_sampler import ImportanceTimeSampler
+from .training import OBJECTIVES, train_classifier, train_diffusion, train_score
 from .unet import UNet, summarize, unet_config
 
 __version__ = "0.2.0"
@@ -116,11 +118,13 @@ __all__ = [
     "GaussianPath",
     "IMAGE_SAMPLERS",
     "ImageTrainConfig",
+    "ImportanceTimeSampler",
     "LeNet",
     "NoiseConditionalScoreNet",
     "NoiseLevels",
     "NoiseSchedule",
     "NoisyClassifier",
+    "OBJECTIVES",
     "PARAMETERIZATIONS",
     "Prediction",
     "SCHEDULES",
@@ -192,6 +196,7 @@ __all__ = [
     "harmonic_fill",
     "heun_sample",
     "homework",
+    "hybrid_loss",
     "identification_accuracy",
     "ilvr_sample",
     "inception_fid",
@@ -230,6 +235,7 @@ __all__ = [
     "repaint_schedule",
     "replacement_sample",
     "respace",
+    "reverse_mean_variance",
     "rk45_sample",
     "sample_images",
     "sampling_steps",
@@ -243,6 +249,7 @@ __all__ = [
     "sobol_normal",
     "static_threshold",
     "straightness",
+    "stratified_bound",
     "summarize",
     "swiss_roll",
     "train_autoencoder",
@@ -253,5 +260,6 @@ __all__ = [
     "train_lenet",
     "train_score",
     "unet_config",
+    "vlb_loss",
     "vp_path",
 ]

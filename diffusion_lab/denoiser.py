@@ -84,6 +84,7 @@ class Prediction:
     coef: Coefficients
     direct_score: torch.Tensor | None = None  # the network's own score, kept where σ → 0
     direct_velocity: torch.Tensor | None = None  # the network's own velocity, kept where s → 0
+    nu: torch.Tensor | None = None  # a learned-variance network's interpolation weight ν (variances.py)
 
     @property
     def score(self) -> torch.Tensor:
@@ -106,22 +107,26 @@ class Prediction:
             return None if v is None else v[rows]
 
         return Prediction(self.x[rows], self.x0[rows], self.eps[rows], self.coef.map(take),
-                          take(self.direct_score), take(self.direct_velocity))
+                          take(self.direct_score), take(self.direct_velocity), take(self.nu))
 
     def combine(self, other: Prediction, weight: float) -> Prediction:
-        """(1 + w)·self − w·other, field by field: classifier-free guidance (Ho & Salimans 2022, Eq. 6)."""
+        """(1 + w)·self − w·other, field by field: classifier-free guidance (Ho & Salimans 2022, Eq. 6).
+
+        A learned variance is not extrapolated: the guided step keeps self's (the conditional) ν, as GLIDE does.
+        """
 
         def mix(a, b):
             return None if a is None or b is None else (1.0 + weight) * a - weight * b
 
         return Prediction(self.x, mix(self.x0, other.x0), mix(self.eps, other.eps), self.coef,
-                          mix(self.direct_score, other.direct_score), mix(self.direct_velocity, other.direct_velocity))
+                          mix(self.direct_score, other.direct_score), mix(self.direct_velocity, other.direct_velocity),
+                          self.nu)
 
     def clipped(self, clip: Clip) -> Prediction:
         """x̂₀ ← clip(x̂₀), and ε̂ recomputed so that x_t = s x̂₀ + σ ε̂ still holds."""
         x0 = clip(self.x0)
         eps = _eps_from_x0(self.x, x0, self.coef)
-        return Prediction(self.x, x0, eps, self.coef)
+        return Prediction(self.x, x0, eps, self.coef, nu=self.nu)
 
 
 def _eps_from_x0(x: torch.Tensor, x0: torch.Tensor, c: Coefficients) -> torch.Tensor:
@@ -202,6 +207,8 @@ class Denoiser(DenoiserBase):
         net: ``(x, t[, y]) -> tensor shaped like x``. It is called with the process's own time
             (long steps for a schedule) times ``time_scale``, and with labels ``y`` of shape ``(B,)``
             when it is class-conditional (``net.num_classes`` = K set; label K is the null class).
+            A network with ``net.learns_variance = True`` returns twice x's channels (dim 1): the
+            prediction, then r with ν = (r + 1)/2, the weight of its reverse variance (:mod:`~diffusion_lab.variances`).
         process: the noise process the network was trained on (schedule, SDE, path, noise levels).
         predicts: what the network outputs: ``eps``, ``x0``, ``v``, ``score`` or ``velocity``.
         labels: the requested classes ``(B,)`` (or one int) for a class-conditional net; None asks
@@ -245,26 +252,47 @@ class Denoiser(DenoiserBase):
         """K for a class-conditional network (labels 0..K−1, K the null class), else None."""
         return getattr(self.net, "num_classes", None)
 
+    @property
+    def learns_variance(self) -> bool:
+        """Whether the network also outputs the weight ν of its reverse variance (Nichol & Dhariwal 2021)."""
+        return bool(getattr(self.net, "learns_variance", False))
+
     def replace(self, **changes: Any) -> Denoiser:
         """A copy with some fields changed: ``denoiser.replace(labels=y, guidance=2.0, clip=1.0)``."""
         return dataclasses.replace(self, **changes)
 
     # --- Network calls ---------------------------------------------------------------------------
 
-    def raw(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """The network's own output at validated times t ``(B,)``, for labels ``(B,)`` (None: none/null)."""
+    def network_output(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network's output r shaped like x, and ν (None unless it learns its variance), at validated
+        times t ``(B,)`` for labels ``(B,)`` (None: none/null). One network call."""
         t_net = t if self.process.discrete else t * self.time_scale
         if labels is None and self.num_classes is not None:
             labels = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)  # null class
         out = self.net(x, t_net) if labels is None else self.net(x, t_net, labels)
-        if out.shape != x.shape:
-            raise ValueError(f"the network must return a tensor shaped like x, {tuple(x.shape)}, got {tuple(out.shape)}")
-        return out.to(x.dtype)
+        if not self.learns_variance:
+            if out.shape != x.shape:
+                raise ValueError(f"the network must return a tensor shaped like x, {tuple(x.shape)}, "
+                                 f"got {tuple(out.shape)}")
+            return out.to(x.dtype), None
+        doubled = (x.shape[0], 2 * x.shape[1], *x.shape[2:])
+        if out.shape != doubled:
+            raise ValueError(f"a network with learns_variance must return twice x's channels, {doubled}, "
+                             f"got {tuple(out.shape)}")
+        out, variance_output = out.to(x.dtype).chunk(2, dim=1)
+        # ν = (r + 1)/2 maps the network's natural range [−1, 1] onto [0, 1] (Nichol & Dhariwal's code).
+        return out, (variance_output + 1.0) / 2.0
+
+    def raw(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's prediction r shaped like x (without ν) at validated times t ``(B,)``."""
+        return self.network_output(x, t, labels)[0]
 
     def conditional(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
                     c: Coefficients) -> Prediction:
         """The prediction for given labels, no guidance: one network call, converted."""
-        return prediction_from_output(self.predicts, self.raw(x, t, labels), x, c)
+        out, nu = self.network_output(x, t, labels)
+        return dataclasses.replace(prediction_from_output(self.predicts, out, x, c), nu=nu)
 
     def predict(self, x: torch.Tensor, t: int | float | torch.Tensor) -> Prediction:
         """x̂₀, ε̂ (and score, velocity) at (x_t, t), with this denoiser's labels, guidance and clip."""

@@ -7,7 +7,8 @@
 
 The reverse step is p_θ(x_{t−1} | x_t) = N(μ_θ(x_t, t), ω_t² I) with μ_θ = μ̃_t(x_t, x̂_0(x_t, ε̂))
 (the posterior mean at the model's x̂_0, which is Ho et al.'s Eq. 11; they write ω_t² as σ_t², which
-the book keeps for the noise std of x_t). The decoder p_θ(x_0 | x_1)
+the book keeps for the noise std of x_t), and ω_t² fixed, interpolated or learned
+(``variance=``, as in :mod:`diffusion_lab.variances`). The decoder p_θ(x_0 | x_1)
 is a Gaussian N(μ_θ(x_1, 1), ω_1² I) for continuous data, or its discretised version for data on a
 grid of bins (8-bit images; Ho et al. 2020, Eq. 13). Every function returns per-example values
 of shape ``(B,)``; the expectations over x_t are one-sample Monte Carlo estimates, so average
@@ -24,11 +25,12 @@ import torch
 
 from .denoiser import DenoiserBase, check_denoiser
 from .forward import q_mean_std, q_posterior, q_sample, q_step_sample, randn_like
-from .samplers.discrete import REVERSE_VARIANCES, ddpm_step
+from .samplers.discrete import reverse_mean_variance
 from .schedules import NoiseSchedule
 from .validation import check_choice, check_int, check_tensor
 
 DECODERS = ("gaussian", "discretized")
+FIXED_VARIANCES = ("beta", "beta_tilde")
 
 
 def reverse_variance(schedule: NoiseSchedule, variance: str = "beta") -> np.ndarray:
@@ -37,7 +39,7 @@ def reverse_variance(schedule: NoiseSchedule, variance: str = "beta") -> np.ndar
     ``"beta"``: ω_t² = β_t. ``"beta_tilde"``: ω_t² = β̃_t, except ω_1² = β̃_2 because β̃_1 = 0
     would give the decoder no width (the clipping of Ho et al.'s code, also in Nichol & Dhariwal 2021).
     """
-    check_choice("reverse variance", variance, REVERSE_VARIANCES)
+    check_choice("fixed reverse variance", variance, FIXED_VARIANCES)
     if variance == "beta":
         return np.array(schedule.beta)
     out = np.array(schedule.beta_tilde)
@@ -45,11 +47,6 @@ def reverse_variance(schedule: NoiseSchedule, variance: str = "beta") -> np.ndar
         raise ValueError("the 'beta_tilde' reverse variance needs T >= 2 (sigma_1^2 is set to beta_tilde_2)")
     out[1] = out[2]
     return out
-
-
-def _sigma2(schedule: NoiseSchedule, variance: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    values = torch.from_numpy(reverse_variance(schedule, variance))[t.cpu()]  # (B,) float64
-    return values.to(like.device, like.dtype).reshape(-1, *([1] * (like.ndim - 1)))  # (B, 1, ..., 1)
 
 
 def gaussian_kl(mean1: torch.Tensor, var1: torch.Tensor, mean2: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
@@ -82,12 +79,13 @@ def discretized_gaussian_nll(
     lower = ((x - bin_width / 2 - mean) / std).double()
     log_cdf_upper = torch.special.log_ndtr(upper)
     log_sf_lower = torch.special.log_ndtr(-lower)  # log(1 − Φ(lower))
-    # log(Φ(upper) − Φ(lower)), computed on the side of the distribution where it is accurate.
-    mid = torch.where(
-        lower > 0,
-        log_sf_lower + torch.log1p(-torch.exp(torch.special.log_ndtr(-upper) - log_sf_lower)),
-        log_cdf_upper + torch.log1p(-torch.exp(torch.special.log_ndtr(lower) - log_cdf_upper)),
-    )
+    # log(Φ(upper) − Φ(lower)), computed on the side of the distribution where it is accurate: for a bin
+    # right of the mean as Φ(−lower) − Φ(−upper). One expression on flipped arguments rather than a
+    # where() of two, whose unused branch (log 0 in a saturated tail) would turn gradients into NaN.
+    right = lower > 0
+    a, b = torch.where(right, -upper, lower), torch.where(right, -lower, upper)  # a < b ≤ 0 when right
+    log_b = torch.special.log_ndtr(b)
+    mid = log_b + torch.log1p(-torch.exp(torch.special.log_ndtr(a) - log_b))
     at_low = x.double() <= low + bin_width / 2
     at_high = x.double() >= high - bin_width / 2
     log_p = torch.where(at_low, log_cdf_upper, torch.where(at_high, log_sf_lower, mid))
@@ -97,7 +95,7 @@ def discretized_gaussian_nll(
 def p_mean(denoiser: DenoiserBase, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """μ_θ(x_t, t) = μ̃_t(x_t, x̂_0), the posterior mean at the model's x̂_0: with an ε-network
     (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε̂) (Ho et al. 2020, Eq. 11). It is DDPM's step without its noise."""
-    return ddpm_step(denoiser, x_t, t, t - 1, noise=False)
+    return reverse_mean_variance(denoiser, x_t, t, t - 1)[0]
 
 
 def prior_term(schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
@@ -111,7 +109,7 @@ def denoising_term(
     x0: torch.Tensor,
     t: int | torch.Tensor,
     *,
-    variance: str = "beta",
+    variance: str | float = "beta",
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -124,13 +122,14 @@ def denoising_term(
     t = schedule.timesteps(t, x0.shape[0], x0.device, min_t=2)
     x_t = q_sample(schedule, x0, t, noise=noise, generator=generator)
     mu_tilde, beta_tilde = q_posterior(schedule, x_t, x0, t)
-    sigma2 = _sigma2(schedule, variance, t, x0)
-    return gaussian_kl(mu_tilde, beta_tilde, p_mean(denoiser, x_t, t), sigma2).flatten(1).sum(1)
+    mean, var = reverse_mean_variance(denoiser, x_t, t, t - 1, variance)
+    return gaussian_kl(mu_tilde, beta_tilde, mean, var).flatten(1).sum(1)
 
 
-def _decoder_nll(
+def decoder_nll(
     x0: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, decoder: str, bin_width: float | None
 ) -> torch.Tensor:
+    """−log p_θ(x_0 | x_1) for a decoder N(mean, var) (``"gaussian"``) or its discretised version: ``(B,)``."""
     check_choice("decoder", decoder, DECODERS)
     if decoder == "gaussian":
         return gaussian_nll(x0, mean, var)
@@ -143,7 +142,7 @@ def reconstruction_term(
     denoiser: DenoiserBase,
     x0: torch.Tensor,
     *,
-    variance: str = "beta",
+    variance: str | float = "beta",
     decoder: str = "gaussian",
     bin_width: float | None = None,
     noise: torch.Tensor | None = None,
@@ -157,7 +156,7 @@ def reconstruction_term(
     schedule = _schedule(denoiser)
     t = schedule.timesteps(1, x0.shape[0], x0.device)
     x_1 = q_sample(schedule, x0, t, noise=noise, generator=generator)
-    return _decoder_nll(x0, p_mean(denoiser, x_1, t), _sigma2(schedule, variance, t, x0), decoder, bin_width)
+    return decoder_nll(x0, *reverse_mean_variance(denoiser, x_1, t, t - 1, variance), decoder, bin_width)
 
 
 @dataclass(frozen=True)
@@ -187,7 +186,7 @@ def elbo_terms(
     denoiser: DenoiserBase,
     x0: torch.Tensor,
     *,
-    variance: str = "beta",
+    variance: str | float = "beta",
     decoder: str = "gaussian",
     bin_width: float | None = None,
     generator: torch.Generator | None = None,
@@ -211,7 +210,7 @@ def direct_bound(
     denoiser: DenoiserBase,
     x0: torch.Tensor,
     *,
-    variance: str = "beta",
+    variance: str | float = "beta",
     decoder: str = "gaussian",
     bin_width: float | None = None,
     generator: torch.Generator | None = None,
@@ -235,16 +234,47 @@ def direct_bound(
         # Forward step: log N(x_t; √α_t x_{t−1}, β_t I).
         log_q -= gaussian_nll(x_t, schedule.gather("alpha", t, x0).sqrt() * x_prev, schedule.gather("beta", t, x0))
         # Reverse step (the decoder at t = 1).
-        mean = p_mean(denoiser, x_t, t)
-        sigma2 = _sigma2(schedule, variance, t, x0)
+        mean, sigma2 = reverse_mean_variance(denoiser, x_t, t, t - 1, variance)
         if step == 1:
-            log_p -= _decoder_nll(x0, mean, sigma2, decoder, bin_width)
+            log_p -= decoder_nll(x0, mean, sigma2, decoder, bin_width)
         else:
             log_p -= gaussian_nll(x_prev, mean, sigma2)
         x_prev = x_t
     # Prior: log N(x_T; 0, I).
     log_p -= gaussian_nll(x_prev, torch.zeros_like(x_prev), torch.ones_like(x_prev))
     return log_q - log_p
+
+
+@torch.no_grad()
+def stratified_bound(
+    denoiser: DenoiserBase,
+    x0: torch.Tensor,
+    *,
+    strata: int = 50,
+    variance: str | float = "beta",
+    decoder: str = "gaussian",
+    bin_width: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """An unbiased estimate of the bound L per example from ``strata`` + 1 calls instead of T: ``(B,)``.
+
+    L_0 and L_T are computed as in :func:`elbo_terms`; the denoising terms t = 2..T are split into
+    ``strata`` contiguous blocks of (nearly) equal size n_k, and each example draws one t uniformly
+    in each block: Σ_k n_k L_{t_k−1} has expectation Σ_t L_{t−1} (stratified sampling, whose variance
+    is at most that of drawing the same number of t's uniformly).
+    """
+    check_tensor("x0", x0, floating=True, ndim_min=2)
+    schedule = _schedule(denoiser)
+    strata = check_int("strata", strata, 1, max(1, schedule.T - 1))
+    B = x0.shape[0]
+    total = reconstruction_term(denoiser, x0, variance=variance, decoder=decoder, bin_width=bin_width,
+                                generator=generator) + prior_term(schedule, x0)
+    edges = np.linspace(2, schedule.T + 1, strata + 1).round().astype(int)  # block k: edges[k] ≤ t < edges[k+1]
+    for low, high in zip(edges[:-1], edges[1:]):
+        t = torch.randint(int(low), int(high), (B,), generator=generator).to(x0.device)
+        total = total + (int(high) - int(low)) * denoising_term(denoiser, x0, t, variance=variance,
+                                                                generator=generator)
+    return total
 
 
 def bits_per_dim(nats: torch.Tensor, dims: int) -> torch.Tensor:

@@ -67,4 +67,4 @@ class ClassifierGuidance(DenoiserBase):
         t = self.process.check_time(t, x)
         # Dhariwal & Nichol (2021), Eq. 14.
         eps = prediction.eps - self.scale * c.sigma * self.classifier_grad(x, t)
-        return Prediction(x, (x - c.sigma * eps) / c.s, eps, c)
+        return Prediction(x, (x - c.sigma * eps) / c.s, eps, c, nu=prediction.nu)

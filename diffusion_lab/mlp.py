@@ -98,6 +98,8 @@ class TimeMLP(ResidualMLP):
         num_classes: K for a class-conditional model (None: unconditional). Labels 0..K−1 are the
             classes and ``null_label`` = K is the "no class" label of classifier-free guidance
             (Ho & Salimans 2022); its learned embedding is added to the time feature.
+        learns_variance: also output D numbers r for the reverse variance's weight ν = (r + 1)/2
+            (Nichol & Dhariwal 2021): the output is then ``(B, 2D)``, the prediction first.
 
     ``forward(x, t)`` takes x of shape ``(B, D)`` and steps t of shape ``(B,)``; a conditional model
     also takes labels ``y`` of shape ``(B,)`` (y = None means the null label for every example).
@@ -106,8 +108,9 @@ class TimeMLP(ResidualMLP):
     """
 
     def __init__(self, data_dim: int = 2, hidden: int = 128, n_blocks: int = 3, time_dim: int = 32,
-                 num_classes: int | None = None) -> None:
-        super().__init__(data_dim, data_dim, hidden, n_blocks, time_dim)
+                 num_classes: int | None = None, learns_variance: bool = False) -> None:
+        super().__init__(data_dim, 2 * data_dim if learns_variance else data_dim, hidden, n_blocks, time_dim)
+        self.learns_variance = bool(learns_variance)
         self.time_dim = time_dim
         # Created last, so an unconditional model's initialisation is unchanged.
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, 1)

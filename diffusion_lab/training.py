@@ -8,14 +8,19 @@ from torch import nn
 
 from .denoiser import Denoiser
 from .fitting import TrainResult, fit, minibatch
-from .losses import DSM_WEIGHTINGS, classifier_loss, continuous_dsm_loss, diffusion_loss
+from .losses import DSM_WEIGHTINGS, classifier_loss, continuous_dsm_loss, diffusion_loss, hybrid_loss, vlb_loss
+from .time_sampler import ImportanceTimeSampler
 from .validation import check_choice, check_float, check_int, check_labels, check_tensor
+
+#: What :func:`train_diffusion` minimises: Ho et al.'s L_simple, Nichol & Dhariwal's L_hybrid, or the bound.
+OBJECTIVES = ("simple", "hybrid", "vlb")
 
 
 def train_diffusion(denoiser: Denoiser, data: torch.Tensor, *, steps: int, batch_size: int = 256, lr: float = 1e-3,
                     warmup: int = 0, grad_clip: float | None = None, ema_decay: float = 0.995, seed: int = 0,
                     labels: torch.Tensor | None = None, label_dropout: float = 0.0, noise: torch.Tensor | None = None,
-                    progress: bool = True) -> TrainResult:
+                    objective: str = "simple", vlb_weight: float = 0.001, importance_sampling: bool = False,
+                    decoder: str = "gaussian", bin_width: float | None = None, progress: bool = True) -> TrainResult:
     """Train ``denoiser.net`` in place with :func:`~diffusion_lab.diffusion_loss` (Ho et al. 2020, Algorithm 1).
 
     Each step draws a minibatch from ``data`` (with replacement), a time from the process and
@@ -32,6 +37,11 @@ def train_diffusion(denoiser: Denoiser, data: torch.Tensor, *, steps: int, batch
             training, Ho & Salimans 2022, Algorithm 1), so one network learns ε(x, t, y) and ε(x, t, ∅).
         noise: optional ε paired with each row of ``data`` (a fixed coupling, for reflow); None draws
             independent noise every step.
+        objective: ``"simple"`` (:func:`~diffusion_lab.diffusion_loss`), ``"hybrid"`` (L_simple + λ L_vlb,
+            :func:`~diffusion_lab.hybrid_loss`, λ = ``vlb_weight``) or ``"vlb"`` (the bound alone,
+            :func:`~diffusion_lab.vlb_loss`); the last two need a network that learns its variance.
+        importance_sampling: with ``"vlb"``, draw t by :class:`~diffusion_lab.ImportanceTimeSampler`.
+        decoder, bin_width: the t = 1 term of L_vlb (``"discretized"`` and the bin width for images).
 
     Returns:
         A :class:`~diffusion_lab.TrainResult` whose ``denoiser`` is ``denoiser`` with the EMA weights.
@@ -47,6 +57,10 @@ def train_diffusion(denoiser: Denoiser, data: torch.Tensor, *, steps: int, batch
         raise ValueError("label_dropout needs labels; pass labels=... of shape (N,)")
     if noise is not None and noise.shape != data.shape:
         raise ValueError(f"noise must be shaped like data {tuple(data.shape)}, got {tuple(noise.shape)}")
+    check_choice("objective", objective, OBJECTIVES)
+    if importance_sampling and objective != "vlb":
+        raise ValueError(f"importance_sampling reweights the bound alone: it needs objective='vlb', got {objective!r}")
+    sampler = ImportanceTimeSampler(denoiser.process.T) if importance_sampling else None
     device = next(denoiser.net.parameters()).device
     data = data.to(device)
     labels = None if labels is None else labels.to(device)
@@ -59,7 +73,19 @@ def train_diffusion(denoiser: Denoiser, data: torch.Tensor, *, steps: int, batch
             # Label dropout (Ho & Salimans 2022, Algorithm 1).
             drop = torch.rand(y.shape, generator=generator, device=device) < label_dropout
             y = torch.where(drop, torch.full_like(y, denoiser.num_classes), y)
-        return diffusion_loss(denoiser, x0, noise=eps, labels=y, generator=generator)
+        if objective == "simple":
+            return diffusion_loss(denoiser, x0, noise=eps, labels=y, generator=generator)
+        if objective == "hybrid":
+            return hybrid_loss(denoiser, x0, vlb_weight=vlb_weight, noise=eps, labels=y, decoder=decoder,
+                               bin_width=bin_width, generator=generator)
+        if sampler is None:
+            return vlb_loss(denoiser, x0, noise=eps, labels=y, decoder=decoder, bin_width=bin_width,
+                            generator=generator)
+        t, weights = sampler.sample(x0.shape[0], generator, device)
+        losses = vlb_loss(denoiser, x0, t=t, noise=eps, labels=y, decoder=decoder, bin_width=bin_width,
+                          generator=generator)
+        sampler.update(t, losses)
+        return weights * losses  # Nichol & Dhariwal (2021), Eq. 18: unbiased for the bound
 
     result = fit(denoiser.net, batch_loss, steps=steps, lr=lr, warmup=warmup, grad_clip=grad_clip,
                  ema_decay=ema_decay, seed=seed, progress=progress, desc="training")

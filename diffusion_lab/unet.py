@@ -131,9 +131,12 @@ class UNet(nn.Module):
             conditional model also learns a null class, index ``num_classes``, used when ``y`` is
             None or for the entries of ``y`` equal to ``num_classes`` (classifier-free guidance).
         groups: GroupNorm groups.
+        learns_variance: also output C channels r for the reverse variance's weight ν = (r + 1)/2
+            (Nichol & Dhariwal 2021): the output then has 2C channels, the prediction first.
 
     ``forward(x, t, y=None)``: x of shape ``(B, C, H, W)``, integer steps t ``(B,)``, labels y ``(B,)``;
-    returns ``(B, C, H, W)``. The last convolution is zero-initialised, so an untrained model outputs 0.
+    returns ``(B, C, H, W)`` (``(B, 2C, H, W)`` with ``learns_variance``). The last convolution is
+    zero-initialised, so an untrained model outputs 0.
     """
 
     def __init__(
@@ -147,8 +150,10 @@ class UNet(nn.Module):
         dropout: float = 0.1,
         num_classes: int | None = None,
         groups: int = 8,
+        learns_variance: bool = False,
     ) -> None:
         super().__init__()
+        self.learns_variance = bool(learns_variance)
         n_levels = len(channel_mults)
         if n_levels < 1 or image_size % 2 ** (n_levels - 1):
             raise ValueError(
@@ -193,7 +198,8 @@ class UNet(nn.Module):
                 c = width
             self.up.append(Level(blocks, attns))
             self.upsample.append(Upsample(c) if i > 0 else nn.Identity())
-        self.out = nn.Sequential(_norm(c, groups), nn.SiLU(), _zero(nn.Conv2d(c, in_channels, 3, padding=1)))
+        out_channels = 2 * in_channels if learns_variance else in_channels
+        self.out = nn.Sequential(_norm(c, groups), nn.SiLU(), _zero(nn.Conv2d(c, out_channels, 3, padding=1)))
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The per-example embedding of step t (and class y): shape ``(B, 4·channels)``."""

@@ -3,7 +3,7 @@
 =====================  =================================================================
 module                 samplers
 =====================  =================================================================
-``discrete``           DDPM (ancestral), DDIM (η), DDIM inversion, slerp of latents
+``discrete``           DDPM (ancestral; fixed, interpolated or learned ω²), DDIM (η), DDIM inversion, slerp
 ``ode``                Euler, Heun, RK45 on the probability-flow ODE (flows, Karras' form)
 ``dpm_solver``         DPM-Solver++(2M)
 ``sde``                Euler–Maruyama and predictor–corrector on the reverse-time SDE
@@ -13,14 +13,15 @@ module                 samplers
 """
 
 from .conditional import ilvr_sample, inpaint_sample, repaint_schedule, replacement_sample, sdedit_sample
+from ..variances import REVERSE_VARIANCES
 from .discrete import (
-    REVERSE_VARIANCES,
     ddim_invert,
     ddim_noise_std,
     ddim_sample,
     ddim_step,
     ddpm_sample,
     ddpm_step,
+    reverse_mean_variance,
     slerp,
 )
 from .dpm_solver import dpm_solver_2m_sample
@@ -51,6 +52,7 @@ __all__ = [
     "repaint_schedule",
     "replacement_sample",
     "reverse_diffusion_step",
+    "reverse_mean_variance",
     "rk45_sample",
     "sdedit_sample",
     "slerp",

@@ -38,9 +38,10 @@ from ..broadcast import expand_like
 from ..denoiser import DenoiserBase, check_denoiser
 from ..forward import q_sample, randn_like, transition
 from ..observations import as_mask, low_pass, nearest_upsample
-from ..validation import check_choice, check_float, check_int, check_same_shape, check_tensor
+from ..validation import check_float, check_int, check_same_shape, check_tensor
+from ..variances import check_variance
 from .common import Trajectory, batch_time, sampling_grid, start_state
-from .discrete import REVERSE_VARIANCES, ddpm_sample, ddpm_step
+from .discrete import ddpm_sample, ddpm_step
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
 
@@ -77,7 +78,7 @@ def repaint_schedule(steps: int, resamplings: int = 1, jump_length: int = 1) -> 
 @torch.no_grad()
 def replacement_sample(denoiser: DenoiserBase, reference: torch.Tensor, project: Projection, *,
                        steps: int | Sequence[int] | None = None, resamplings: int = 1, jump_length: int = 1,
-                       variance: str = "beta_tilde", x_T: torch.Tensor | None = None,
+                       variance: str | float = "beta_tilde", x_T: torch.Tensor | None = None,
                        generator: torch.Generator | None = None, return_trajectory: bool = False
                        ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Sample x_0 with P x_0 = P y by replacement with RePaint's resampling (see the module docstring).
@@ -87,13 +88,14 @@ def replacement_sample(denoiser: DenoiserBase, reference: torch.Tensor, project:
         project: x ↦ P x, a linear orthogonal projection (P² = P = Pᵀ) acting on ``(B, ...)``.
         steps: the reverse steps (as for :func:`~diffusion_lab.ddpm_sample`; None: every step).
         resamplings, jump_length: U and j of :func:`repaint_schedule` (U = 1: plain replacement).
-        variance: σ² = β̃ (``"beta_tilde"``, the default: it behaves well on few steps) or β.
+        variance: ω² = β̃ (``"beta_tilde"``, the default: it behaves well on few steps), β, ν or ``"learned"``
+            (as :func:`~diffusion_lab.ddpm_sample`).
         x_T: the starting noise (drawn from ``generator`` when None).
         return_trajectory: also return every visited state, in the order of :func:`repaint_schedule`.
     """
     denoiser = check_denoiser(denoiser)
     check_tensor("reference", reference, floating=True, ndim_min=2, finite=True)
-    check_choice("reverse variance", variance, REVERSE_VARIANCES)
+    variance = check_variance(variance)
     grid = sampling_grid(denoiser, steps).flip(0)  # grid[i]: the time of index i, grid[0] = the data end
     if x_T is None:
         x = denoiser.process.prior_std * randn_like(reference, generator)
@@ -150,7 +152,7 @@ def ilvr_sample(denoiser: DenoiserBase, low: torch.Tensor, factor: int, **option
 
 
 def sdedit_sample(denoiser: DenoiserBase, guide: torch.Tensor, t0: int | float, *,
-                  steps: int | Sequence[int] | None = None, variance: str = "beta_tilde",
+                  steps: int | Sequence[int] | None = None, variance: str | float = "beta_tilde",
                   generator: torch.Generator | None = None, return_trajectory: bool = False
                   ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """SDEdit (Meng et al. 2022, Algorithm 1): x_{t₀} ~ q(x_{t₀} | guide), then DDPM from t₀ to 0.

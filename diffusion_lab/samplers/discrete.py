@@ -4,10 +4,12 @@ Both run on the grid of the denoiser's process, t_0 > t_1 > ... > t_S (``process
 τ_S > ... > τ_1 > 0 for a schedule, evenly spaced times for an SDE). Each step goes from t to
 t' < t through the model's x̂₀ and ε̂, with s = s(t), σ = σ(t) and primes at t':
 
-* **DDPM** (Ho et al. 2020, Algorithm 2): x_{t'} ~ q(x_{t'} | x_t, x̂₀), the posterior of
-  :mod:`diffusion_lab.forward` with the model's x̂₀ for x_0, and variance σ̃² (``"beta_tilde"``) or
-  the forward step's σ²_{t|t'} (``"beta"``: β_t for adjacent steps). On S < T steps of a schedule
-  this *is* DDPM on the respaced schedule (Nichol & Dhariwal 2021, Sec. 4; see ``respace``).
+* **DDPM** (Ho et al. 2020, Algorithm 2): x_{t'} ~ N(μ_θ, ω² I) with μ_θ the mean of the posterior
+  q(x_{t'} | x_t, x̂₀) of :mod:`diffusion_lab.forward` at the model's x̂₀, and ω² the posterior's
+  β̃ (``"beta_tilde"``), the forward step's β_{t|t'} (``"beta"``: β_t for adjacent steps), an
+  interpolation ν between them, or the network's own ν (``"learned"``; :mod:`diffusion_lab.variances`).
+  On S < T steps of a schedule this *is* DDPM on the respaced schedule (Nichol & Dhariwal 2021,
+  Sec. 4; see ``respace``), a learned ν interpolating the respaced β and β̃ as in their Sec. 4.
 * **DDIM** (Song et al. 2021, Eq. 12): x_{t'} = s' x̂₀ + √(σ'² − ω²) ε̂ + ω z, with fresh-noise std
   ω = η σ̃ (η = 1: DDPM's posterior std, Eq. 16; η = 0: deterministic). The paper writes ω as σ_t.
 """
@@ -20,33 +22,39 @@ import torch
 
 from ..broadcast import expand_like
 from ..denoiser import DenoiserBase, check_denoiser
-from ..forward import posterior_coefficients, randn_like, transition
-from ..validation import check_choice, check_float, check_int, check_tensor
+from ..forward import posterior_coefficients, randn_like
+from ..validation import check_float, check_int, check_tensor
+from ..variances import check_variance, step_variance
 from .common import Trajectory, batch_time, sampling_grid, start_state
 
-REVERSE_VARIANCES = ("beta", "beta_tilde")
+
+def reverse_mean_variance(denoiser: DenoiserBase, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor,
+                          variance: str | float = "beta") -> tuple[torch.Tensor, torch.Tensor]:
+    """μ_θ and ω² of the reverse step p_θ(x_{t'} | x_t) = N(μ_θ, ω² I) at times ``(B,)``, from one model call.
+
+    μ_θ is the posterior mean at the model's x̂₀ (Ho et al. 2020, Eqs. 6–7); ω² is shaped to
+    broadcast against x (per dimension for a learned variance).
+    """
+    prediction = denoiser.predict(x, t)
+    coef_xt, coef_x0, _ = posterior_coefficients(denoiser.process, t, t_next)
+    mean = expand_like(coef_xt, x) * x + expand_like(coef_x0, x) * prediction.x0
+    return mean, step_variance(denoiser.process, t, t_next, variance, x, prediction.nu)
 
 
 def ddpm_step(denoiser: DenoiserBase, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor, *,
-              variance: str = "beta", noise: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+              variance: str | float = "beta", noise: bool = True, generator: torch.Generator | None = None
+              ) -> torch.Tensor:
     """One ancestral step x_t → x_{t'} (Ho et al. 2020, Algorithm 2, line 4) at times ``(B,)``.
 
     ``noise=False`` returns the posterior mean (the last step of a chain adds no noise).
     """
-    x0_hat = denoiser.x0(x, t)
-    coef_xt, coef_x0, var_tilde = posterior_coefficients(denoiser.process, t, t_next)
-    # Posterior mean at the model's x̂₀ (Ho et al. 2020, Eqs. 6–7).
-    x_next = expand_like(coef_xt, x) * x + expand_like(coef_x0, x) * x0_hat
-    if not noise:
-        return x_next
-    # Add noise.
-    var = var_tilde if variance == "beta_tilde" else transition(denoiser.process, t, t_next)[1]
-    return x_next + expand_like(var.sqrt(), x) * randn_like(x, generator)
+    mean, var = reverse_mean_variance(denoiser, x, t, t_next, variance)
+    return mean + var.sqrt() * randn_like(x, generator) if noise else mean
 
 
 @torch.no_grad()
 def ddpm_sample(denoiser: DenoiserBase, x_T: torch.Tensor | Sequence[int], *,
-                steps: int | Sequence[int] | None = None, variance: str = "beta", t_start: int | float | None = None,
+                steps: int | Sequence[int] | None = None, variance: str | float = "beta", t_start: int | float | None = None,
                 generator: torch.Generator | None = None, return_trajectory: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Run the reverse chain from x_{t_0} to x at the end of the grid (Ho et al. 2020, Algorithm 2).
@@ -55,7 +63,8 @@ def ddpm_sample(denoiser: DenoiserBase, x_T: torch.Tensor | Sequence[int], *,
         denoiser: the model (a :class:`~diffusion_lab.Denoiser`); its process gives the steps.
         x_T: the starting noise, or a shape ``(B, ...)`` to draw it from ``generator``.
         steps: None (all T steps of a schedule), a number S of evenly spaced steps, or explicit steps.
-        variance: the fresh noise's variance ω_t² = β_t (``"beta"``) or β̃_t (``"beta_tilde"``), Ho et al.'s two choices (Sec. 3.2).
+        variance: the fresh noise's variance ω_t²: β_t (``"beta"``) or β̃_t (``"beta_tilde"``), Ho et al.'s two
+            choices (Sec. 3.2); a number ν in [0, 1] between them; or ``"learned"``, the network's ν.
         t_start: start below the top of the grid (SDEdit starts at t₀ < T with a noised image).
         return_trajectory: also return every state (``trajectory[i]`` at the i-th grid time).
 
@@ -63,7 +72,7 @@ def ddpm_sample(denoiser: DenoiserBase, x_T: torch.Tensor | Sequence[int], *,
         x_0 of shape ``(B, ...)``; with ``return_trajectory``, ``(x_0, trajectory)``.
     """
     denoiser = check_denoiser(denoiser)
-    check_choice("reverse variance", variance, REVERSE_VARIANCES)
+    variance = check_variance(variance)
     times = sampling_grid(denoiser, steps, t_start)
     x = start_state(denoiser.process, x_T, generator)
     trajectory = Trajectory(x, return_trajectory)
