@@ -101,6 +101,17 @@ REGISTRY: dict[str, Entry] = {
         "swiss-roll consistency model by consistency distillation of swiss-diffusion (F_theta of f = c_skip x + c_out F)"),
     "swiss-consistency-ct": Entry("swiss_consistency_ct.pt", "3e16ef7a654d44e1841c447acc414943d0e640f9196765ca3ae9908414736440",
         "swiss-roll consistency model by consistency training (F_theta of f = c_skip x + c_out F)"),
+    # Written by scripts/train_learned_variance.py (chapter "Learning the reverse variance"), on a CPU.
+    "swiss-variance-simple": Entry("swiss_variance_simple.pt", "0fffb60ad37e2f2fa54e4fa1dc83b340703d6771255efcfcddd9da16b635adb5",
+        "TimeMLP on the swiss roll (cosine, T = 1000): L_simple, fixed variances"),
+    "swiss-variance-hybrid": Entry("swiss_variance_hybrid.pt", "d2f6413038387d176f0f5ca3c821884a07168b57e925af7d71537bb8270765cd",
+        "TimeMLP on the swiss roll (cosine, T = 1000): L_hybrid = L_simple + 0.001 L_vlb, learned variance"),
+    "swiss-variance-vlb": Entry("swiss_variance_vlb.pt", "6198ff63897f09bfde89914a382f7aa3e2e49d1058201653b4a2163cd3c5615d",
+        "TimeMLP on the swiss roll (cosine, T = 1000): L_vlb alone with importance-sampled t, learned variance"),
+    "digits8-variance-simple": Entry("digits8_variance_simple.pt", "d9504b7d3e5ca99844a649cecc6855d92935e40d7bc8b8bfa389accf0f089167",
+        "unconditional tiny UNet on the 8x8 digits (cosine, T = 1000): L_simple, fixed variances"),
+    "digits8-variance-hybrid": Entry("digits8_variance_hybrid.pt", "329fd4ae61a0f29c13998e7650571752af470b53e15ac5d573ecd59e1966fc18",
+        "unconditional tiny UNet on the 8x8 digits (cosine, T = 1000): L_hybrid = L_simple + 0.001 L_vlb, learned variance"),
 }
 
 

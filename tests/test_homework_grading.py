@@ -42,6 +42,8 @@ PLANTED = {
     "consistency-ex-param": ("c_skip = sigma_data**2 / ((kappa - kappa_eps) ** 2 + sigma_data**2)\n"
                              "c_out = sigma_data * (kappa - kappa_eps) / math.sqrt(sigma_data**2 + kappa**2)\n"
                              "return c_out * y + c_skip * F", "swapped c_skip and c_out"),
+    "variance-ex-interpolation": ("return dl.expand_like(beta, nu) * nu + dl.expand_like(beta_tilde, nu) * (1 - nu)",
+                                  "interpolate their logarithms"),
 }
 ENDLESS = "while True:\n    pass"
 HANG = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # deaf to the interrupt\nwhile True:\n    pass"

@@ -20,8 +20,9 @@ def test_every_registered_file_exists_matches_its_hash_and_is_small():
         assert dl.pretrained.sha256_of(path) == entry.sha256, name
         total += path.stat().st_size
     # The repository's budget for shipped models: toys of 50-250 KB, 8x8 image models of 250-400 KB, the
-    # MNIST preview of 620 KB. Raised from 5 MB to 6 MB for chapters 12 and 13 (five toys of 50-70 KB).
-    assert total < 6_000_000
+    # MNIST preview of 620 KB. Raised from 5 MB to 6 MB for chapters 12 and 13 (five toys of 50-70 KB),
+    # and to 7 MB for chapter 14 (two 8x8 UNets of 395 KB and three toys of 53 KB): 6.06 MB in all.
+    assert total < 7_000_000
     assert sorted(p.name for p in CHECKPOINT_DIR.glob("*.pt")) == sorted(e.file for e in REGISTRY.values())
 
 

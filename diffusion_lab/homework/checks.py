@@ -20,6 +20,7 @@ check                             chapter    the student writes
 ``check_ema_update``              9          one update of an exponential moving average
 ``check_dsm_target``              12         the score of q(x_t | x_0), the target of denoising score matching
 ``check_consistency_function``    13         c_skip(κ) y + c_out(κ) F, the consistency model's boundary form
+``check_learned_variance``        14         exp(ν log β + (1 − ν) log β̃), the learned reverse variance
 ================================  =========  ============================================================
 """
 
@@ -681,9 +682,58 @@ def check_consistency_function(fn: Callable) -> CheckResult:
     return run_check(CONSISTENCY_FUNCTION, fn)
 
 
+# Chapter 14: the learned reverse variance, ω² = exp(ν log β + (1 − ν) log β̃) (Nichol & Dhariwal 2021, Eq. 15).
+
+def _expand(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return coef.reshape(-1, *[1] * (like.ndim - 1))
+
+
+def _variance_ref(nu, beta, beta_tilde):
+    return torch.exp(nu * _expand(beta, nu).log() + (1 - nu) * _expand(beta_tilde, nu).log())
+
+
+def _variance_cases() -> list[Case]:
+    g = gen(141)
+    schedule = cosine_schedule(1000)
+    cases = []
+    for shape in ((6, 2), (3, 1, 4, 4), (4, 2)):
+        t = torch.randint(2, 1001, (shape[0],), generator=g)
+        t[0] = 2  # where β and β̃ differ most
+        beta = torch.tensor(schedule.beta, dtype=F64)[t]
+        beta_tilde = torch.tensor(schedule.beta_tilde, dtype=F64)[t]
+        nu = torch.rand(shape, generator=g, dtype=F64)
+        cases.append(Case({"nu": nu, "beta": beta, "beta_tilde": beta_tilde},
+                          f"nu of shape {shape}, beta and beta_tilde of shape ({shape[0]},) at steps {t.tolist()}",
+                          lambda b, t=t: f"at t = {int(t[b])}"))
+    return cases
+
+
+LEARNED_VARIANCE = Spec(
+    name="learned_variance",
+    signature="learned_variance(nu, beta, beta_tilde) -> exp(nu log beta + (1 - nu) log beta_tilde)",
+    reference=_variance_ref,
+    cases=_variance_cases,
+    mistakes=(Mistake(lambda nu, b, bt: nu * _expand(b, nu) + (1 - nu) * _expand(bt, nu),
+                      "you interpolated the variances themselves, ν β + (1 − ν) β̃. Nichol & Dhariwal interpolate "
+                      "their logarithms, exp(ν log β + (1 − ν) log β̃): at small t, β and β̃ differ by orders of "
+                      "magnitude, and a linear mix would leave almost every ν near β."),
+              Mistake(lambda nu, b, bt: torch.exp(nu * _expand(bt, nu).log() + (1 - nu) * _expand(b, nu).log()),
+                      "you swapped the ends: ν = 1 must give β (the forward step's variance) and ν = 0 must give β̃, "
+                      "exp(ν log β + (1 − ν) log β̃)."),),
+    output_like="nu",
+    broadcast_hint="reshape beta and beta_tilde from (B,) to (B, 1, ..., 1) with dl.expand_like(beta, nu)",
+    extra={"covers": "points and images, t = 2 where β / β̃ is largest"},
+)
+
+
+def check_learned_variance(fn: Callable) -> CheckResult:
+    """Check ``fn(nu, beta, beta_tilde) -> exp(ν log β + (1 − ν) log β̃)``; ν shaped like x, β and β̃ of shape ``(B,)``."""
+    return run_check(LEARNED_VARIANCE, fn)
+
+
 #: Every check by name, with its spec (the tests plant each spec's mistakes).
 SPECS = {spec.name: spec for spec in (NOISE_STEP, Q_SAMPLE, GAUSSIAN_KL, POSTERIOR_MEAN, DDPM_STEP, LANGEVIN_STEP,
                                       REVERSE_DRIFT, ODE_DRIFT, DDIM_STEP, CFG, EMA_UPDATE, DSM_TARGET,
-                                      CONSISTENCY_FUNCTION)}
+                                      CONSISTENCY_FUNCTION, LEARNED_VARIANCE)}
 #: The spec of each ``check_<name>`` function: what the grader runs, in its own process, for a check cell.
 CHECKS = {f"check_{name}": spec for name, spec in SPECS.items()}
