@@ -151,7 +151,7 @@ def evaluate(args) -> None:
         run = runs / name
         judge = dl.pretrained.load(CLASSIFIERS[dataset]).model
         train_x, _ = dl.load_images(dataset, _data_dir(args.data_root, dataset), split="train")
-        test_x, _ = dl.load_images(dataset, _data_dir(args.data_root, dataset), split="test")
+        test_x, test_y = dl.load_images(dataset, _data_dir(args.data_root, dataset), split="test")
         n = min(args.n, len(test_x))
         final = dl.pretrained.load_checkpoint(run / FINAL, device=device)
         denoiser = final.denoiser  # the UNet with its schedule, x̂₀ clipped to [−1, 1]
@@ -167,6 +167,16 @@ def evaluate(args) -> None:
             record["samplers"].append(dict(sampler=sampler, steps=steps, nfe=nfe(denoiser, sampler, steps),
                                            sample_seconds=round(seconds, 2), **report))
             print(name, record["samplers"][-1], flush=True)
+        if conditional:
+            # The samplers again with the test digits' own labels (w = 0): the class-conditional branch,
+            # which the network learns from all its examples; the null label above saw only label_dropout
+            # of them, and a deterministic sampler carries that branch's error to the end (chapter 9).
+            record["samplers_with_labels"] = []
+            for sampler, steps in SAMPLER_SPECS[args.runs_spec]:
+                samples = sample_images(denoiser, n, sampler=sampler, steps=steps, labels=test_y[:n],
+                                        batch_size=args.batch_size, generator=torch.Generator().manual_seed(1))
+                report = fld_report(judge, samples, train_x, test_x, generator=torch.Generator().manual_seed(2))
+                record["samplers_with_labels"].append(dict(sampler=sampler, steps=steps, **report))
         record["quality_vs_time"] = []
         for snap in sorted((run / SNAPSHOTS).glob("ema_*.pt")):
             loaded = dl.pretrained.load_checkpoint(snap, device=device)

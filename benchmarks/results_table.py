@@ -59,9 +59,16 @@ def gpu_section(data: dict | None) -> list[str]:
                      f"{r['train_seconds'] / 60:.1f} min, {r['steps']} steps", f"{r['images_per_s']:.0f}"]
                     + [f"{_fmt(by_spec[k]['fld'])} ({by_spec[k]['ratio']:.2f}×)" if k in by_spec else "–"
                        for k in specs] + [_fmt(floor)])
+        if r.get("samplers_with_labels"):  # a class-conditional model, sampled with the test labels (w = 0)
+            labelled = {(s["sampler"], s["steps"]): s for s in r["samplers_with_labels"]}
+            rows.append([f"`{name}`, test labels", "", "", "", ""]
+                        + [f"{_fmt(labelled[k]['fld'])} ({labelled[k]['ratio']:.2f}×)" if k in labelled else "–"
+                           for k in specs] + [_fmt(floor)])
     out += [
         f"FLD of {data['n']} samples against the test set, with the ratio to the real-vs-real floor",
         "(training against test images at the same size) in brackets. NFE = steps for every sampler here.",
+        "A class-conditional model is sampled twice: with the null label (unconditional), and with the",
+        "labels of the test images and no guidance (\"test labels\"), the branch it is trained on most.",
         "",
         *_table(header, rows),
         "",

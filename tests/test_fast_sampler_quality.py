@@ -18,9 +18,15 @@ so the bar is not met, at any seed tried: the two ratio tests are strict xfails 
 It is not DDIM's discretisation: at seed 1 DDIM with 100 and 250 steps gives 8.35 and 8.21. DDPM's
 own FLD moves with its noise (seed 1 with 50 / 250 steps: 6.86 / 5.77), so the ratio is noisy, but
 the fast samplers are worse at every seed. With class labels (the test labels, w = 0) the three
-samplers all lie within the floor's spread (seed 1: 3.18 / 3.15 / 3.14). The test that the clip
+samplers all lie within the floor's spread (seed 1: 3.18 / 3.15 / 3.14, ratios 0.99 / 0.99): there the
+bar is met, and ``test_fast_sampler_reaches_ddpm_quality_with_labels`` holds it. The test that the clip
 reaches the deterministic samplers passes and would catch the old bug (DDIM-50 without the clip:
 FLD 134).
+
+The unconditional gap is the null label's: the network sees it in 15 % of its training examples. A
+retrained model with label_dropout 0.30 (same recipe otherwise, not shipped) did not close it:
+unconditional ratios DDIM / DPM-Solver++ 1.66 / 1.88, 1.32 / 1.45, 2.86 / 3.02 at seeds 1-3, while with
+labels drawn from the training labels they were 0.72 / 0.73, 0.94 / 0.98, 0.79 / 0.82.
 """
 
 import pytest
@@ -45,13 +51,16 @@ def quality(one_thread):
     train_x, _ = dl.load_images("digits8", split="train")
     test_x, _ = dl.load_images("digits8", split="test")
 
-    def report(denoiser, sampler):
-        samples = dl.sample_images(denoiser, N, sampler=sampler, steps=SAMPLERS[sampler],
+    def report(denoiser, sampler, labels=None):
+        samples = dl.sample_images(denoiser, N, sampler=sampler, steps=SAMPLERS[sampler], labels=labels,
                                    generator=torch.Generator().manual_seed(SEED))
         return dl.fld_report(judge, samples, train_x, test_x, generator=torch.Generator().manual_seed(0))
 
     reports = {sampler: report(loaded.denoiser, sampler) for sampler in SAMPLERS}
     reports["ddim, no clip"] = report(loaded.denoiser.replace(clip=None), "ddim")
+    _, test_y = dl.load_images("digits8", split="test")
+    for sampler in SAMPLERS:  # the class-conditional branch: the test digits' own labels, w = 0
+        reports[sampler, "labels"] = report(loaded.denoiser, sampler, labels=test_y)
     return loaded, reports
 
 
@@ -77,3 +86,12 @@ def test_fast_sampler_reaches_ddpm_quality(quality, sampler):
     ratio = reports[sampler]["fld"] / reports["ddpm"]["fld"]
     assert ratio <= BAR, (f"{sampler} with {SAMPLERS[sampler]} steps: FLD {reports[sampler]['fld']:.3g} = "
                           f"{ratio:.2f} x DDPM-100's {reports['ddpm']['fld']:.3g} (bar {BAR}x)")
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++2m"])
+def test_fast_sampler_reaches_ddpm_quality_with_labels(quality, sampler):
+    """With the test digits' labels (w = 0) the fast samplers are within the bar of DDPM-100 (measured 0.99x)."""
+    _, reports = quality
+    ratio = reports[sampler, "labels"]["fld"] / reports["ddpm", "labels"]["fld"]
+    assert ratio <= BAR, f"{sampler} with labels: {ratio:.2f} x DDPM-100 (bar {BAR}x)"
+    assert reports[sampler, "labels"]["ratio"] < 1.25  # and near the real-vs-real floor, not merely near DDPM

@@ -52,6 +52,10 @@ def test_results_hold_every_measurement(smoke):
     assert [g["guidance_scale"] for g in guided] == gpu_models.GUIDANCE_SCALES
     assert all(g["n"] == 20 and 0 <= g["accuracy"] <= 1 for g in guided)
     assert "guided" not in results["runs"]["digits8-smoke-unet"]
+    labelled = results["runs"]["digits8-smoke-cfg-unet"]["samplers_with_labels"]
+    assert [(s["sampler"], s["steps"]) for s in labelled] == gpu_models.SAMPLER_SPECS["smoke"]
+    assert all(s["n"] == 24 and s["fld"] > 0 for s in labelled)
+    assert "samplers_with_labels" not in results["runs"]["digits8-smoke-unet"]
 
 
 def test_shipped_checkpoints_load_and_match_the_run(smoke, capsys):
