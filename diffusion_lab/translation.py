@@ -8,7 +8,7 @@ source class to the target class in two deterministic halves, both DDIM with η 
     x̃_0 = ddim_sample(model(· | target), x_T)     # decode: the target model's ODE, T → 0
 
 Each half is an ODE integrated with the same steps, so the map is invertible up to discretisation
-error: translating x̃_0 back (target → source) returns x_0 (cycle consistency, their Sec. 3.2),
+error: translating x̃_0 back (target → source) returns x_0 (the cycle consistency of Su et al.),
 and the round trip source → source with the same steps is exact in the limit of the fixed-point
 iterations of :func:`~diffusion_lab.ddim_invert`.
 
@@ -83,7 +83,7 @@ def ddib_translate(denoiser: DenoiserBase, x0: torch.Tensor, source: int | torch
 
 def ddib_cycle(denoiser: DenoiserBase, x0: torch.Tensor, source: int | torch.Tensor, target: int | torch.Tensor, *,
                steps: int | Sequence[int] = 25, fixed_point_iters: int = 0) -> Cycle:
-    """Translate source → target → source (Su et al. 2023, Sec. 3.2): how far x̂_0 is from x_0 is the cycle error.
+    """Translate source → target → source (Su et al. 2023): how far x̂_0 is from x_0 is the cycle error.
 
     Arguments as for :func:`ddib_translate`; ``source == target`` gives the round trip through the latent.
     """
