@@ -102,7 +102,7 @@ from .spacing import SPACINGS, respace, sampling_steps
 from .thresholding import dynamic_threshold, static_threshold
 from .time_sampler import ImportanceTimeSampler
 from .training import OBJECTIVES, train_classifier, train_diffusion, train_score
-from .translation import Cycle, ddib_cycle, ddib_translate
+from .translation import TranslationCycle, ddib_cycle, ddib_translate
 from .unet import UNet, summarize, unet_config
 
 __version__ = "0.2.0"
@@ -111,7 +111,6 @@ __all__ = [
     "Autoencoder",
     "ClassifierGuidance",
     "ConsistencyNet",
-    "Cycle",
     "DSM_WEIGHTINGS",
     "DataFileError",
     "Denoiser",
@@ -135,6 +134,7 @@ __all__ = [
     "SubVPSDE",
     "TimeMLP",
     "TrainResult",
+    "TranslationCycle",
     "UNet",
     "VESDE",
     "VPSDE",

@@ -38,7 +38,7 @@ from .samplers.discrete import ddim_invert, ddim_sample
 from .validation import check_labels, check_tensor
 
 
-class Cycle(NamedTuple):
+class TranslationCycle(NamedTuple):
     """The states of a cycle x_0 → x̃_0 → x̂_0 (source → target → source), all shaped like x_0."""
 
     translated: torch.Tensor  # x̃_0: the input translated to the target class
@@ -82,7 +82,7 @@ def ddib_translate(denoiser: DenoiserBase, x0: torch.Tensor, source: int | torch
 
 
 def ddib_cycle(denoiser: DenoiserBase, x0: torch.Tensor, source: int | torch.Tensor, target: int | torch.Tensor, *,
-               steps: int | Sequence[int] = 25, fixed_point_iters: int = 0) -> Cycle:
+               steps: int | Sequence[int] = 25, fixed_point_iters: int = 0) -> TranslationCycle:
     """Translate source → target → source (Su et al. 2023): how far x̂_0 is from x_0 is the cycle error.
 
     Arguments as for :func:`ddib_translate`; ``source == target`` gives the round trip through the latent.
@@ -90,4 +90,4 @@ def ddib_cycle(denoiser: DenoiserBase, x0: torch.Tensor, source: int | torch.Ten
     translated, latent = ddib_translate(denoiser, x0, source, target, steps=steps,
                                         fixed_point_iters=fixed_point_iters, return_latent=True)
     cycled = ddib_translate(denoiser, translated, target, source, steps=steps, fixed_point_iters=fixed_point_iters)
-    return Cycle(translated, cycled, latent)
+    return TranslationCycle(translated, cycled, latent)
