@@ -109,7 +109,7 @@ def replacement_sample(denoiser: DenoiserBase, reference: torch.Tensor, project:
     elif t_start is None:
         x = denoiser.process.prior_std * randn_like(reference, generator)
     else:
-        # CCDF's start (Chung et al. 2022, Eq. 6): the observation, forward-noised to t₀.
+        # CCDF's start (Chung et al. 2022): the observation, forward-noised to t₀.
         x = q_sample(denoiser.process, observed, grid[-1].item(), noise=randn_like(reference, generator))
     check_same_shape("x_T", x, "reference", reference)
     visited = repaint_schedule(len(grid) - 1, resamplings, jump_length)
