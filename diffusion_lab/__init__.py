@@ -102,6 +102,7 @@ from .spacing import SPACINGS, respace, sampling_steps
 from .thresholding import dynamic_threshold, static_threshold
 from .time_sampler import ImportanceTimeSampler
 from .training import OBJECTIVES, train_classifier, train_diffusion, train_score
+from .translation import TranslationCycle, ddib_cycle, ddib_translate
 from .unet import UNet, summarize, unet_config
 
 __version__ = "0.2.0"
@@ -133,6 +134,7 @@ __all__ = [
     "SubVPSDE",
     "TimeMLP",
     "TrainResult",
+    "TranslationCycle",
     "UNet",
     "VESDE",
     "VPSDE",
@@ -154,6 +156,8 @@ __all__ = [
     "continuous_dsm_loss",
     "cosine_schedule",
     "cpu_or_gpu",
+    "ddib_cycle",
+    "ddib_translate",
     "ddim_invert",
     "ddim_noise_std",
     "ddim_sample",

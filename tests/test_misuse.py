@@ -79,6 +79,9 @@ CASES = {
     "a mask that does not broadcast": _raises(lambda: dl.inpaint_sample(D, X, torch.tensor([True, False, True])), ValueError, "mask"),
     "a mask of 0.5": _raises(lambda: dl.inpaint_sample(D, X, torch.tensor([0.5, 1.0])), ValueError, "mask"),
     "SDEdit beyond T": _raises(lambda: dl.sdedit_sample(D, X, 101), ValueError, "101"),
+    "an inpainting start beyond T": _raises(lambda: dl.inpaint_sample(D, X, torch.tensor([True, False]), t_start=101), ValueError, "101"),
+    "a translation target beyond the classes": _raises(lambda: dl.ddib_translate(D, X, 0, 9), ValueError, "target", "0..7"),
+    "a translation with an unconditional denoiser": _raises(lambda: dl.ddib_translate(dl.Denoiser(NET, S), X, 0, 1), ValueError, "class-conditional"),
     "a downsampling factor that does not divide the image": _raises(lambda: dl.box_downsample(torch.zeros(1, 1, 7, 7), 2), ValueError, "divisible"),
     "a factor of zero": _raises(lambda: dl.nearest_upsample(IMAGES, 0), ValueError, "factor"),
     # The denoiser.

@@ -20,6 +20,7 @@ from ._engine import STATUSES, CheckResult
 from .checks import (
     check_cfg,
     check_consistency_function,
+    check_ddim_inversion_step,
     check_ddim_step,
     check_ddpm_step,
     check_dsm_target,
@@ -39,6 +40,7 @@ __all__ = [
     "CheckResult",
     "check_cfg",
     "check_consistency_function",
+    "check_ddim_inversion_step",
     "check_ddim_step",
     "check_ddpm_step",
     "check_dsm_target",

@@ -21,6 +21,7 @@ check                             chapter    the student writes
 ``check_dsm_target``              12         the score of q(x_t | x_0), the target of denoising score matching
 ``check_consistency_function``    13         c_skip(κ) y + c_out(κ) F, the consistency model's boundary form
 ``check_learned_variance``        14         exp(ν log β + (1 − ν) log β̃), the learned reverse variance
+``check_ddim_inversion_step``     16         one step of DDIM inversion, s (x_{t'} − σ' ε̂) / s' + σ ε̂
 ================================  =========  ============================================================
 """
 
@@ -731,9 +732,61 @@ def check_learned_variance(fn: Callable) -> CheckResult:
     return run_check(LEARNED_VARIANCE, fn)
 
 
+# Chapter 16: one step of DDIM inversion, x_{t'} → x_t with ε̂ held fixed (Song et al. 2021, Sec. 5.4; Su et al. 2023).
+
+def _inversion_ref(x_prev, eps_hat, s_prev, sigma_prev, s, sigma):
+    return s * (x_prev - sigma_prev * eps_hat) / s_prev + sigma * eps_hat
+
+
+def _inversion_cases() -> list[Case]:
+    g = gen(161)
+    cases = []
+    for ab_prev, ab, shape in ((1.0, 0.9, (6, 2)), (0.6, 0.3, (2, 1, 4, 4)), (0.2, 0.01, (4, 2))):
+        x, e = (torch.randn(shape, generator=g, dtype=F64) for _ in range(2))
+        args = {"x_prev": x, "eps_hat": e, "s_prev": math.sqrt(ab_prev), "sigma_prev": math.sqrt(1 - ab_prev),
+                "s": math.sqrt(ab), "sigma": math.sqrt(1 - ab)}
+        cases.append(Case(args, f"s_prev = √{ab_prev}, sigma_prev = √{1 - ab_prev:.2g}, s = √{ab}, sigma = √{1 - ab:.2g}, "
+                          f"x_prev of shape {shape}", lambda b, abp=ab_prev, ab=ab: f"from ᾱ' = {abp} up to ᾱ = {ab}"))
+    return cases
+
+
+def _inversion_candidates(case: Case) -> dict[str, float]:
+    sp, gp, s, g = (case.args[k] for k in ("s_prev", "sigma_prev", "s", "sigma"))
+    return {"s / s'": s / sp, "s' / s (the levels are swapped: inversion goes *up*, from t' to the noisier t)": sp / s,
+            "1 / s' (that is x̂₀'s coefficient: the step must re-noise x̂₀ to the level t)": 1 / sp,
+            "σ − s σ' / s'": g - s * gp / sp,
+            "σ' − s' σ / s (the levels are swapped: inversion goes *up*, from t' to the noisier t)": gp - sp * g / s,
+            "σ (the x̂₀ part, − s σ' ε̂ / s', is missing)": g,
+            "− σ' / s' (that is x̂₀'s coefficient)": -gp / sp}
+
+
+DDIM_INVERSION_STEP = Spec(
+    name="ddim_inversion_step",
+    signature="ddim_inversion_step(x_prev, eps_hat, s_prev, sigma_prev, s, sigma) -> x_t",
+    reference=_inversion_ref,
+    cases=_inversion_cases,
+    mistakes=(Mistake(lambda x, e, sp, gp, s, g: (x - gp * e) / sp,
+                      "you returned x̂₀ = (x_{t'} − σ' ε̂) / s', the predicted clean data. Inversion re-noises it to "
+                      "the *noisier* level t: s x̂₀ + σ ε̂."),
+              Mistake(lambda x, e, sp, gp, s, g: _inversion_ref(x, e, s, g, sp, gp),
+                      "you took a DDIM step *down* (the levels are swapped): inversion predicts x̂₀ from x_{t'} with "
+                      "s' and σ', then moves it up to s and σ."),),
+    terms=(Term("x_prev", "the x_{t'} term", "s / s'", _inversion_candidates),
+           Term("eps_hat", "the ε̂ term", "σ − s σ' / s'", _inversion_candidates)),
+    output_like="x_prev",
+    extra={"covers": "points and images, the first step up from the data (s' = 1, σ' = 0) included"},
+)
+
+
+def check_ddim_inversion_step(fn: Callable) -> CheckResult:
+    """Check ``fn(x_prev, eps_hat, s_prev, sigma_prev, s, sigma) -> s (x_{t'} − σ' ε̂) / s' + σ ε̂`` (floats s, σ)."""
+    return run_check(DDIM_INVERSION_STEP, fn)
+
+
 #: Every check by name, with its spec (the tests plant each spec's mistakes).
 SPECS = {spec.name: spec for spec in (NOISE_STEP, Q_SAMPLE, GAUSSIAN_KL, POSTERIOR_MEAN, DDPM_STEP, LANGEVIN_STEP,
                                       REVERSE_DRIFT, ODE_DRIFT, DDIM_STEP, CFG, EMA_UPDATE, DSM_TARGET,
-                                      CONSISTENCY_FUNCTION, LEARNED_VARIANCE)}
+                                      CONSISTENCY_FUNCTION, LEARNED_VARIANCE,
+                                      DDIM_INVERSION_STEP)}
 #: The spec of each ``check_<name>`` function: what the grader runs, in its own process, for a check cell.
 CHECKS = {f"check_{name}": spec for name, spec in SPECS.items()}

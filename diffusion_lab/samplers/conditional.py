@@ -15,7 +15,9 @@ halves often disagree. **RePaint's resampling** (Lugmayr et al. 2022, Algorithm 
 after stepping down, go back up j steps with the forward process q(x_{t+j} | x_t) and denoise them
 again, U − 1 times; each pass lets the model harmonise the unknown part with the known one.
 **ILVR** (Choi et al. 2021, Eq. 8) is replacement with P = φ_N. **SDEdit** (Meng et al. 2022,
-Algorithm 1): noise a guide to t₀ and run the reverse process from there.
+Algorithm 1): noise a guide to t₀ and run the reverse process from there. **CCDF** (Chung et al.
+2022) does the same for replacement and ILVR (``t_start=t₀``): starting from a forward-noised
+estimate at t₀ < T needs fewer steps, because the reverse steps contract the start's error.
 
 =====================  ========  ===============================================
 code                   symbol    meaning
@@ -79,8 +81,8 @@ def repaint_schedule(steps: int, resamplings: int = 1, jump_length: int = 1) -> 
 def replacement_sample(denoiser: DenoiserBase, reference: torch.Tensor, project: Projection, *,
                        steps: int | Sequence[int] | None = None, resamplings: int = 1, jump_length: int = 1,
                        variance: str | float = "beta_tilde", x_T: torch.Tensor | None = None,
-                       generator: torch.Generator | None = None, return_trajectory: bool = False
-                       ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                       t_start: int | float | None = None, generator: torch.Generator | None = None,
+                       return_trajectory: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Sample x_0 with P x_0 = P y by replacement with RePaint's resampling (see the module docstring).
 
     Args:
@@ -90,19 +92,26 @@ def replacement_sample(denoiser: DenoiserBase, reference: torch.Tensor, project:
         resamplings, jump_length: U and j of :func:`repaint_schedule` (U = 1: plain replacement).
         variance: ω² = β̃ (``"beta_tilde"``, the default: it behaves well on few steps), β, ν or ``"learned"``
             (as :func:`~diffusion_lab.ddpm_sample`).
-        x_T: the starting noise (drawn from ``generator`` when None).
+        x_T: the starting state at the top of the grid (drawn from ``generator`` when None).
+        t_start: start at t₀ below the top (Chung et al. 2022, "come closer, diffuse faster"): the
+            grid runs from t₀ down, and when ``x_T`` is None the start is the forward-noised
+            observation, x_{t₀} = s_{t₀} P y + σ_{t₀} ε. Pass a better estimate x̂ as
+            ``x_T = q_sample(process, x̂, t₀)``.
         return_trajectory: also return every visited state, in the order of :func:`repaint_schedule`.
     """
     denoiser = check_denoiser(denoiser)
     check_tensor("reference", reference, floating=True, ndim_min=2, finite=True)
     variance = check_variance(variance)
-    grid = sampling_grid(denoiser, steps).flip(0)  # grid[i]: the time of index i, grid[0] = the data end
-    if x_T is None:
+    grid = sampling_grid(denoiser, steps, t_start).flip(0)  # grid[i]: the time of index i, grid[0] = the data end
+    observed = project(reference)  # P y
+    if x_T is not None:
+        x = start_state(denoiser.process, x_T, generator)
+    elif t_start is None:
         x = denoiser.process.prior_std * randn_like(reference, generator)
     else:
-        x = start_state(denoiser.process, x_T, generator)
+        # CCDF's start (Chung et al. 2022): the observation, forward-noised to t₀.
+        x = q_sample(denoiser.process, observed, grid[-1].item(), noise=randn_like(reference, generator))
     check_same_shape("x_T", x, "reference", reference)
-    observed = project(reference)  # P y
     visited = repaint_schedule(len(grid) - 1, resamplings, jump_length)
     trajectory = Trajectory(x, return_trajectory)
     for i, j in zip(visited[:-1], visited[1:]):
@@ -132,8 +141,8 @@ def inpaint_sample(denoiser: DenoiserBase, known: torch.Tensor, mask: torch.Tens
     Args:
         known: ``(B, ...)`` data whose entries where ``mask`` is True are observed (others ignored).
         mask: bool or 0/1 tensor broadcastable to ``known``; True marks observed entries.
-        options: ``steps``, ``resamplings``, ``jump_length``, ``variance``, ``x_T``, ``generator``,
-            ``return_trajectory``, as in :func:`replacement_sample`.
+        options: ``steps``, ``resamplings``, ``jump_length``, ``variance``, ``x_T``, ``t_start``,
+            ``generator``, ``return_trajectory``, as in :func:`replacement_sample`.
     """
     check_tensor("known", known, floating=True, ndim_min=2)
     m = as_mask(mask, known).to(known.dtype)
