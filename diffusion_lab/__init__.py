@@ -30,6 +30,7 @@ from .consistency import (
     train_consistency,
 )
 from .distillation import distill, distillation_grid, distillation_target, progressive_distillation_loss
+from .dit import DiT, dit_config
 from .elbo import bits_per_dim, direct_bound, elbo_terms, gaussian_kl, prior_term, stratified_bound
 from .evaluation import (
     IMAGE_SAMPLERS,
@@ -113,6 +114,7 @@ __all__ = [
     "DSM_WEIGHTINGS",
     "DataFileError",
     "Denoiser",
+    "DiT",
     "EMA",
     "GaussianMixture",
     "GaussianPath",
@@ -168,6 +170,7 @@ __all__ = [
     "distill",
     "distillation_grid",
     "distillation_target",
+    "dit_config",
     "divergence",
     "dpm_solver_2m_sample",
     "dynamic_threshold",
