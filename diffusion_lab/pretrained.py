@@ -113,6 +113,11 @@ REGISTRY: dict[str, Entry] = {
         "unconditional tiny UNet on the 8x8 digits (cosine, T = 1000): L_simple, fixed variances"),
     "digits8-variance-hybrid": Entry("digits8_variance_hybrid.pt", "329fd4ae61a0f29c13998e7650571752af470b53e15ac5d573ecd59e1966fc18",
         "unconditional tiny UNet on the 8x8 digits (cosine, T = 1000): L_hybrid = L_simple + 0.001 L_vlb, learned variance"),
+    # Written by scripts/train_dit.py (chapter "A transformer backbone"), on a CPU with one thread.
+    "digits8-dit": Entry("digits8_dit.pt", "13934c02573153162cb86d9f52582800f1e341c65362ade541202cea2a058f21",
+        "class-conditional DiT (tiny, patch 2: 16 tokens) on the 8x8 digits, 3,000 steps on one CPU thread"),
+    "digits8-unet-matched": Entry("digits8_unet_matched.pt", "9e2a8801f15a43e39dccc338b1a63c13c47d2d6e0d9381f7ff7d3df7972e1429",
+        "class-conditional UNet (tiny) on the 8x8 digits, the DiT's recipe and budget (3,000 steps)"),
 }
 
 
