@@ -15,6 +15,12 @@ seeds. For each model and each training seed:
 
     python benchmarks/dit_vs_unet.py                      # the shipped checkpoints (a few minutes)
     python benchmarks/dit_vs_unet.py --train-seeds 1 2    # and two more training seeds of each
+    python benchmarks/dit_vs_unet.py --time-matched       # then: retrain the model that is cheaper per
+                                                          # step for the other's time (more steps)
+
+``--time-matched`` reads the seconds per training step already in the results file, retrains the
+cheaper model (seed 0) for 3,000 × (slower / faster seconds per step) steps, the slower model's
+training time, evaluates it with DDIM (one sampling seed) and adds it to the file as ``time_matched``.
 
 Results go to benchmarks/results/dit_vs_unet.json with the machine's load average: on a shared
 machine the times are upper bounds, and only the ratios between the two models measured back to back
@@ -29,7 +35,7 @@ import json
 import os
 import platform
 import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
@@ -45,6 +51,7 @@ EVAL = dict(n=500, samplers={"ddim": 50, "ddpm": 100}, sampling_seeds={"ddim": [
 
 
 def training_script():
+    sys.path.insert(0, str(ROOT / "scripts"))  # train_dit.py imports checkpoint_cli from beside it
     spec = importlib.util.spec_from_file_location("train_dit", ROOT / "scripts" / "train_dit.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -107,8 +114,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-seeds", type=int, nargs="*", default=[])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--time-matched", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.time_matched:
+        return time_matched()
     load_before = list(os.getloadavg())
     judge = dl.pretrained.load("digits8-classifier").model
     train_x, _ = dl.load_images("digits8", split="train")
@@ -134,6 +144,26 @@ def main() -> None:
                 quality=quality(denoiser, judge, train_x, test_x, test_y, floor, EVAL["retrained"]))
             print(name, seed, json.dumps(models[name]["training_runs"][str(seed)]), flush=True)
         write(models, floor, floors, load_before)
+
+
+def time_matched() -> None:
+    result = json.loads(OUT.read_text())
+    step = {name: m["seconds_per_train_step"] for name, m in result["models"].items()}
+    fast, slow = sorted(step, key=step.get)
+    recipe = dict(training_script().RECIPE)
+    steps = round(recipe["steps"] * step[slow] / step[fast])
+    judge = dl.pretrained.load("digits8-classifier").model
+    train_x, train_y = dl.load_images("digits8", split="train")
+    test_x, test_y = dl.load_images("digits8", split="test")
+    torch.manual_seed(0)
+    run = dl.train_diffusion(dl.Denoiser(build(fast), dl.cosine_schedule(1000)), train_x, labels=train_y, seed=0,
+                             progress=False, **dict(recipe, steps=steps))
+    quality_ = quality(run.denoiser.replace(clip=1.0), judge, train_x, test_x, test_y, result["floor"], EVAL["retrained"])
+    result["time_matched"] = dict(model=fast, steps=steps, matched_to=slow, seconds_per_step=step,
+                                  train_seconds=round(run.seconds, 1), quality=quality_,
+                                  load_average_after=list(os.getloadavg()))
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["time_matched"], indent=1))
 
 
 def write(models: dict, floor: float, floors: list, load_before: list) -> None:

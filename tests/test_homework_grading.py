@@ -44,6 +44,7 @@ PLANTED = {
                              "return c_out * y + c_skip * F", "swapped c_skip and c_out"),
     "variance-ex-interpolation": ("return dl.expand_like(beta, nu) * nu + dl.expand_like(beta_tilde, nu) * (1 - nu)",
                                   "interpolate their logarithms"),
+    "dit-ex-patchify": ("return x.reshape(x.shape[0], -1, patch_size ** 2 * x.shape[1])", "you reshaped x directly"),
 }
 ENDLESS = "while True:\n    pass"
 HANG = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # deaf to the interrupt\nwhile True:\n    pass"

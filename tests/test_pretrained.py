@@ -89,7 +89,7 @@ def test_each_checkpoint_comes_with_the_denoiser_it_was_trained_as():
             assert isinstance(den.net, dl.ConsistencyNet) and den.net.net is loaded.model and den.clip is None, name
             assert (den.predicts, den.process.name, den.process.T) == ("x0", "cosine", 1000), name
             continue
-        assert den.net is loaded.model and den.clip == (1.0 if isinstance(loaded.model, dl.UNet) else None), name
+        assert den.net is loaded.model and den.clip == (1.0 if isinstance(loaded.model, (dl.UNet, dl.DiT)) else None), name
         if "velocity" in text:
             assert (den.predicts, repr(den.process), den.time_scale) == ("velocity", "GaussianPath('linear')", 1000.0)
         elif "score model" in text:  # time-continuous: an SDE, an eps-network read as s = -eps/sigma
