@@ -30,6 +30,7 @@ from .consistency import (
     train_consistency,
 )
 from .distillation import distill, distillation_grid, distillation_target, progressive_distillation_loss
+from .dit import DiT, dit_config
 from .elbo import bits_per_dim, direct_bound, elbo_terms, gaussian_kl, prior_term, stratified_bound
 from .evaluation import (
     IMAGE_SAMPLERS,
@@ -114,6 +115,7 @@ __all__ = [
     "DSM_WEIGHTINGS",
     "DataFileError",
     "Denoiser",
+    "DiT",
     "EMA",
     "GaussianMixture",
     "GaussianPath",
@@ -172,6 +174,7 @@ __all__ = [
     "distill",
     "distillation_grid",
     "distillation_target",
+    "dit_config",
     "divergence",
     "dpm_solver_2m_sample",
     "dynamic_threshold",

@@ -1,7 +1,7 @@
 """Checkpoints the project trained itself, shipped inside the package and checked before loading.
 
 Each file in ``diffusion_lab/checkpoints/`` is a ``torch.save`` of plain data: ``kind``
-(``unet``, ``lenet``, ``timemlp`` or ``autoencoder``), the model's constructor ``config``, its ``state_dict`` in float16 and an
+(``unet``, ``dit``, ``lenet``, ``timemlp`` or ``autoencoder``), the model's constructor ``config``, its ``state_dict`` in float16 and an
 ``info`` dict (data set, schedule, how it was trained). Loading verifies the file's SHA-256
 against the registry below *before* unpickling, and unpickles with ``weights_only=True``, so a
 damaged or substituted file is refused with a clear error and no code inside a file ever runs.
@@ -27,6 +27,7 @@ from torch import nn
 
 from .autoencoder import Autoencoder
 from .denoiser import Denoiser
+from .dit import DiT
 from .lenet import LeNet
 from .mlp import TimeMLP
 from .processes import linear_path, vp_path
@@ -36,7 +37,7 @@ from .unet import UNet
 from .validation import check_choice, check_device
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-KINDS = {"unet": UNet, "lenet": LeNet, "timemlp": TimeMLP, "autoencoder": Autoencoder}
+KINDS = {"unet": UNet, "dit": DiT, "lenet": LeNet, "timemlp": TimeMLP, "autoencoder": Autoencoder}
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ REGISTRY: dict[str, Entry] = {
         "unconditional tiny UNet on the 8x8 digits (cosine, T = 1000): L_simple, fixed variances"),
     "digits8-variance-hybrid": Entry("digits8_variance_hybrid.pt", "329fd4ae61a0f29c13998e7650571752af470b53e15ac5d573ecd59e1966fc18",
         "unconditional tiny UNet on the 8x8 digits (cosine, T = 1000): L_hybrid = L_simple + 0.001 L_vlb, learned variance"),
+    # Written by scripts/train_dit.py (chapter "A transformer backbone"), on a CPU with one thread.
+    "digits8-dit": Entry("digits8_dit.pt", "13934c02573153162cb86d9f52582800f1e341c65362ade541202cea2a058f21",
+        "class-conditional DiT (tiny, patch 2: 16 tokens) on the 8x8 digits, 3,000 steps on one CPU thread"),
+    "digits8-unet-matched": Entry("digits8_unet_matched.pt", "9e2a8801f15a43e39dccc338b1a63c13c47d2d6e0d9381f7ff7d3df7972e1429",
+        "class-conditional UNet (tiny) on the 8x8 digits, the DiT's recipe and budget (3,000 steps)"),
 }
 
 
@@ -148,7 +154,7 @@ def denoiser_from_info(model: nn.Module, kind: str, info: dict) -> Denoiser | No
         process, predicts = sde(**info.get("sde_params", {})), info.get("parameterization", "eps")
     else:
         return None
-    clip = 1.0 if kind == "unet" else None  # image data live in [−1, 1]
+    clip = 1.0 if kind in ("unet", "dit") else None  # image data live in [−1, 1]
     return Denoiser(model, process, predicts, clip=clip, time_scale=info.get("time_scale", 1.0))
 
 

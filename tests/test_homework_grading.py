@@ -45,6 +45,7 @@ PLANTED = {
     "variance-ex-interpolation": ("return dl.expand_like(beta, nu) * nu + dl.expand_like(beta_tilde, nu) * (1 - nu)",
                                   "interpolate their logarithms"),
     "translation-ex-inversion-step": ("return (x_prev - sigma_prev * eps_hat) / s_prev", "you returned x̂₀"),
+    "dit-ex-patchify": ("return x.reshape(x.shape[0], -1, patch_size ** 2 * x.shape[1])", "you reshaped x directly"),
 }
 ENDLESS = "while True:\n    pass"
 HANG = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # deaf to the interrupt\nwhile True:\n    pass"

@@ -20,7 +20,7 @@ CHAPTERS = [p for p in book_script.chapter_paths() if p.suffix == ".ipynb"]
 # Chapters that had graded exercises when the homework format was introduced; new chapters add theirs.
 GRADED = ["00_introduction", "01_forward_process", "02_elbo", "03_posterior", "04_training",
           "05_score_matching", "06_sde", "07_ddim", "09_images", "12_continuous_score",
-          "13_consistency", "14_learned_variance", "16_translation"]
+          "13_consistency", "14_learned_variance", "15_transformer_backbone", "16_translation"]
 
 
 def _read(path):

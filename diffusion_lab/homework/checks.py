@@ -21,6 +21,7 @@ check                             chapter    the student writes
 ``check_dsm_target``              12         the score of q(x_t | x_0), the target of denoising score matching
 ``check_consistency_function``    13         c_skip(κ) y + c_out(κ) F, the consistency model's boundary form
 ``check_learned_variance``        14         exp(ν log β + (1 − ν) log β̃), the learned reverse variance
+``check_patchify``                15         (B, C, H, W) → (B, N, P·P·C), a DiT's tokens
 ``check_ddim_inversion_step``     16         one step of DDIM inversion, s (x_{t'} − σ' ε̂) / s' + σ ε̂
 ================================  =========  ============================================================
 """
@@ -732,6 +733,59 @@ def check_learned_variance(fn: Callable) -> CheckResult:
     return run_check(LEARNED_VARIANCE, fn)
 
 
+# Chapter 15: a DiT's tokens, (B, C, H, W) -> (B, N, P·P·C) (Peebles & Xie 2023; Dosovitskiy et al. 2021).
+
+def _patchify_ref(x, patch_size):
+    b, c, h, w = x.shape
+    p = patch_size
+    return x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1).reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def _patchify_channels_first(x, patch_size):  # a token ordered (channel, row, column)
+    b, c, h, w = x.shape
+    p = patch_size
+    return x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def _patchify_column_major(x, patch_size):  # patches ordered column by column
+    b, c, h, w = x.shape
+    p = patch_size
+    return x.reshape(b, c, h // p, p, w // p, p).permute(0, 4, 2, 3, 5, 1).reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def _patchify_cases() -> list[Case]:
+    g = gen(151)
+    cases = []
+    for shape, p in (((2, 1, 8, 8), 2), ((2, 3, 4, 4), 2), ((1, 2, 6, 6), 3), ((3, 1, 4, 4), 4)):
+        x = torch.randn(shape, generator=g, dtype=F64)
+        cases.append(Case({"x": x, "patch_size": p}, f"x of shape {shape}, patch_size = {p}"))
+    return cases
+
+
+PATCHIFY = Spec(
+    name="patchify",
+    signature="patchify(x, patch_size) -> tokens (B, N, P·P·C)",
+    reference=_patchify_ref,
+    cases=_patchify_cases,
+    mistakes=(Mistake(lambda x, p: x.reshape(x.shape[0], -1, p * p * x.shape[1]),
+                      "you reshaped x directly: each of your tokens is a run of P·P·C consecutive numbers of the "
+                      "flattened image, i.e. part of a pixel row, not a P×P square. Split H and W into "
+                      "(H/P, P) and (W/P, P) first, then move the two patch indices to the front."),
+              Mistake(_patchify_channels_first,
+                      "your patches are right but the numbers inside a token are ordered (channel, row, column); "
+                      "the package orders them (row, column, channel), as DiT's unpatchify does."),
+              Mistake(_patchify_column_major,
+                      "your tokens run down the columns of patches; token i·(W/P) + j must be patch (i, j), "
+                      "row by row (row-major), so that the position embedding matches.")),
+    extra={"covers": "one and three channels, P = 2, 3 and P = H (a single token)"},
+)
+
+
+def check_patchify(fn: Callable) -> CheckResult:
+    """Check ``fn(x, patch_size) -> (B, N, P·P·C)`` tokens in row-major patch order, each ordered (row, column, channel)."""
+    return run_check(PATCHIFY, fn)
+
+
 # Chapter 16: one step of DDIM inversion, x_{t'} → x_t with ε̂ held fixed (Song et al. 2021, Sec. 5.4; Su et al. 2023).
 
 def _inversion_ref(x_prev, eps_hat, s_prev, sigma_prev, s, sigma):
@@ -786,7 +840,7 @@ def check_ddim_inversion_step(fn: Callable) -> CheckResult:
 #: Every check by name, with its spec (the tests plant each spec's mistakes).
 SPECS = {spec.name: spec for spec in (NOISE_STEP, Q_SAMPLE, GAUSSIAN_KL, POSTERIOR_MEAN, DDPM_STEP, LANGEVIN_STEP,
                                       REVERSE_DRIFT, ODE_DRIFT, DDIM_STEP, CFG, EMA_UPDATE, DSM_TARGET,
-                                      CONSISTENCY_FUNCTION, LEARNED_VARIANCE,
+                                      CONSISTENCY_FUNCTION, LEARNED_VARIANCE, PATCHIFY,
                                       DDIM_INVERSION_STEP)}
 #: The spec of each ``check_<name>`` function: what the grader runs, in its own process, for a check cell.
 CHECKS = {f"check_{name}": spec for name, spec in SPECS.items()}
