@@ -24,7 +24,6 @@ final layer            adaLN (shift, scale) then a zero-initialised linear map t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -32,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .mlp import sinusoidal_embedding
-from .validation import check_choice, check_int, check_labels, check_tensor
+from .unet import check_image_batch, time_and_class_embedding
+from .validation import check_choice, check_int
 
 DIT_SIZES = ("tiny", "small", "base")
 _SIZE_SETTINGS = {  # width D, depth (blocks), heads
@@ -180,21 +180,10 @@ class DiT(nn.Module):
 
     def condition(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The conditioning vector c of step t (and class y): shape ``(B, D)``."""
-        c = self.time_mlp(sinusoidal_embedding(t, self.width).to(self.embed.weight.dtype))
-        if self.class_emb is not None:
-            y = self.num_classes if y is None else y  # None: the null class
-            c = c + self.class_emb(check_labels("y", y, t.shape[0], self.num_classes).to(t.device))
-        elif y is not None:
-            raise ValueError("this DiT is unconditional (num_classes=None) but labels y were given")
-        return c
+        return time_and_class_embedding(self, t, y, self.width, self.embed.weight.dtype)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        expected = (self.in_channels, self.image_size, self.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"DiT expects x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        if t.shape != (x.shape[0],):
-            raise ValueError(f"DiT expects t of shape ({x.shape[0]},), got {tuple(t.shape)}")
-        check_tensor("x", x, floating=True)
+        check_image_batch(self, x, t)
         c = self.condition(t, y)  # (B, D)
         h = self.embed(patchify(x.to(self.embed.weight.dtype), self.patch_size))  # (B, N, D)
         h = h + self.pos.to(h.dtype)

@@ -114,6 +114,33 @@ class Level(nn.Module):
         self.attentions = nn.ModuleList(attentions)
 
 
+
+def check_image_batch(net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> None:
+    """An image network's inputs: floating x of shape ``(B, C, H, W)`` matching ``net`` and steps t ``(B,)``."""
+    name = type(net).__name__
+    expected = (net.in_channels, net.image_size, net.image_size)
+    if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        raise ValueError(f"{name} expects x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"{name} expects t of shape ({x.shape[0]},), got {tuple(t.shape)}")
+    check_tensor("x", x, floating=True)
+
+
+def time_and_class_embedding(net: nn.Module, t: torch.Tensor, y: torch.Tensor | None, features: int,
+                             dtype: torch.dtype) -> torch.Tensor:
+    """``net.time_mlp`` of t's sinusoidal features, plus ``net.class_emb`` of y for a class-conditional net.
+
+    Shared by the UNet and the DiT. y = None means the null class K; an unconditional net refuses labels.
+    The features are cast to ``dtype`` (the weights'), so a model in float64 embeds in float64.
+    """
+    emb = net.time_mlp(sinusoidal_embedding(t, features).to(dtype))
+    if net.class_emb is not None:
+        y = net.num_classes if y is None else y  # None: the null class
+        emb = emb + net.class_emb(check_labels("y", y, t.shape[0], net.num_classes).to(t.device))
+    elif y is not None:
+        raise ValueError(f"this {type(net).__name__} is unconditional (num_classes=None) but labels y were given")
+    return emb
+
 class UNet(nn.Module):
     """A DDPM-style UNet with GroupNorm residual blocks, low-resolution attention and optional classes.
 
@@ -203,22 +230,10 @@ class UNet(nn.Module):
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The per-example embedding of step t (and class y): shape ``(B, 4·channels)``."""
-        features = sinusoidal_embedding(t, self.time_channels)
-        emb = self.time_mlp(features.to(self.stem.weight.dtype))  # float64 too, after model.double()
-        if self.class_emb is not None:
-            y = self.num_classes if y is None else y  # None: the null class
-            emb = emb + self.class_emb(check_labels("y", y, t.shape[0], self.num_classes).to(t.device))
-        elif y is not None:
-            raise ValueError("this UNet is unconditional (num_classes=None) but labels y were given")
-        return emb
+        return time_and_class_embedding(self, t, y, self.time_channels, self.stem.weight.dtype)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        expected = (self.in_channels, self.image_size, self.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"UNet expects x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        if t.shape != (x.shape[0],):
-            raise ValueError(f"UNet expects t of shape ({x.shape[0]},), got {tuple(t.shape)}")
-        check_tensor("x", x, floating=True)
+        check_image_batch(self, x, t)
         emb = self.embed(t, y)  # (B, E)
         h = self.stem(x.to(self.stem.weight.dtype))  # (B, channels, H, W); other float dtypes are cast
         skips = [h]
